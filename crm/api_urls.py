@@ -1,0 +1,27 @@
+"""/api/v1/: every app's API routes, the schema and the docs."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from accounts import api as accounts_api
+
+router = SimpleRouter(trailing_slash=True)
+router.register("members", accounts_api.MemberViewSet, basename="member")
+router.register("invitations", accounts_api.InvitationViewSet, basename="invitation")
+router.register("api-keys", accounts_api.ApiKeyViewSet, basename="api-key")
+router.register("audit-log", accounts_api.AuditEventViewSet, basename="audit-event")
+
+urlpatterns = [
+    path("me/", accounts_api.MeView.as_view(), name="api-me"),
+    path("organization/", accounts_api.CurrentOrganizationView.as_view(), name="api-organization"),
+    path(
+        "organization/transfer-ownership/",
+        accounts_api.TransferOwnershipView.as_view(),
+        name="api-organization-transfer",
+    ),
+    path("", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]

@@ -1,0 +1,12 @@
+from django.db import models
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by the beat-scheduled heartbeat task: proof that beat and a worker both run."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    last_seen_at = models.DateTimeField()
+    beats = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.hostname} @ {self.last_seen_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,32 @@
+"""Tasks of the composition root."""
+
+from __future__ import annotations
+
+import socket
+
+from celery import shared_task
+from django.db.models import F
+from django.utils import timezone
+
+from crm.models import WorkerHeartbeat
+
+
+@shared_task(ignore_result=True)
+def heartbeat() -> None:
+    """Record that a worker ran a beat-scheduled task (shown by /readyz and show_stats)."""
+    hostname = socket.gethostname()
+    updated = WorkerHeartbeat.objects.filter(hostname=hostname).update(
+        last_seen_at=timezone.now(), beats=F("beats") + 1
+    )
+    if not updated:
+        WorkerHeartbeat.objects.get_or_create(
+            hostname=hostname, defaults={"last_seen_at": timezone.now(), "beats": 1}
+        )
+
+
+@shared_task(ignore_result=True)
+def live_ping(organization_id: int, text: str) -> None:
+    """Push a message to an organization's open dashboards from a worker (used by tests and ops)."""
+    from crm.live import org_group, push_now
+
+    push_now(org_group(organization_id), "ping", {"text": text})

@@ -1,0 +1,40 @@
+"""Error pages: JSON with the API's error body under /api/, templates elsewhere."""
+
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from crm.api import error_body
+
+MESSAGES = {
+    400: "Bad request.",
+    403: "You do not have permission to do this.",
+    404: "Not found.",
+    500: "Something went wrong on our side.",
+}
+
+
+def _respond(request, status: int):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body(status, MESSAGES[status], code="server_error" if status == 500 else None),
+            status=status,
+        )
+    return render(
+        request, "error.html", {"status": status, "message": MESSAGES[status]}, status=status
+    )
+
+
+def bad_request(request, exception=None):
+    return _respond(request, 400)
+
+
+def permission_denied(request, exception=None):
+    return _respond(request, 403)
+
+
+def page_not_found(request, exception=None):
+    return _respond(request, 404)
+
+
+def server_error(request):
+    return _respond(request, 500)
