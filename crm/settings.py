@@ -126,10 +126,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+if CELERY_BROKER_URL.startswith("memory://"):
+    # The in-process broker is polled (default: every second); a task queued by a request in
+    # embedded mode should start at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "parley")
 CELERY_TIMEZONE = "UTC"
+PARLEY_HEARTBEAT_SECONDS = env_int("PARLEY_HEARTBEAT_SECONDS", 15)
 CELERY_BEAT_SCHEDULE = {
-    "worker-heartbeat": {"task": "crm.tasks.heartbeat", "schedule": 15.0},
+    "worker-heartbeat": {"task": "crm.tasks.heartbeat", "schedule": float(PARLEY_HEARTBEAT_SECONDS)},
     "accounts-expire-invitations": {
         "task": "accounts.tasks.expire_invitations",
         "schedule": 3600.0,
@@ -165,13 +170,14 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if PRODUCTION
+            if env_bool("STATIC_MANIFEST", PRODUCTION)
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
 }
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Collected files exist only where collectstatic ran (the image); embedded mode serves from finders.
+STATIC_ROOT = BASE_DIR / "staticfiles" if env_bool("STATIC_MANIFEST", PRODUCTION) else None
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = not PRODUCTION
 MEDIA_ROOT = DATA_DIR / "media"

@@ -22,7 +22,7 @@ class LiveASGIServer:
             port=0,
             lifespan="off",
             log_level="warning",
-            ws="websockets",
+            ws="websockets-sansio",
             timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(self.config)
