@@ -1,5 +1,6 @@
 """Error pages: JSON with the API's error body under /api/, templates elsewhere."""
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.shortcuts import render
 
@@ -9,6 +10,7 @@ MESSAGES = {
     400: "Bad request.",
     403: "You do not have permission to do this.",
     404: "Not found.",
+    413: "The request body is too large.",
     500: "Something went wrong on our side.",
 }
 
@@ -25,6 +27,8 @@ def _respond(request, status: int):
 
 
 def bad_request(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        return _respond(request, 413)
     return _respond(request, 400)
 
 
