@@ -708,3 +708,93 @@ def user_delete(*, user: User) -> None:
             data={"reason": "account deleted"},
         )
     user.delete()
+
+
+# --- Operators (management commands) ------------------------------------------------------------
+# An operator at the command line acts outside any organization: there is no acting member whose
+# role bounds what they may do. The tenant's own rules (the last owner, key capping) still apply,
+# and the audit log records the change with no actor and ``data["via"]``.
+
+
+@transaction.atomic
+def member_set_role_as_operator(
+    *, organization: Organization, membership: Membership, role: str, via: str = "cli"
+) -> Membership:
+    """Change a member's role with no acting member.
+
+    Same rules as ``member_set_role`` except the actor's rank: the role must exist, the last active
+    owner cannot be demoted, and the member's API keys are capped at the new role. The owners are
+    locked (SELECT FOR UPDATE) so two concurrent demotions cannot leave the organization ownerless.
+    """
+    if role not in ROLE_RANK:
+        raise ApplicationError(
+            _("Unknown role."), fields={"role": [_("Choose viewer, agent, admin or owner.")]}
+        )
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("user")
+        .get(pk=membership.pk, organization=organization)
+    )
+    previous = membership.role
+    if previous == role:
+        return membership
+    if previous == Role.OWNER and membership.is_active:
+        owners = Membership.objects.select_for_update().filter(
+            organization=organization, role=Role.OWNER, is_active=True
+        )
+        if len(owners.values_list("pk", flat=True)) <= 1:
+            raise ApplicationError(_("The last owner cannot be demoted."), code="last_owner")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    # ``actor`` is not used by the capping itself; there is none here.
+    _cap_api_keys(organization=organization, user_id=membership.user_id, role=role, actor=None)  # type: ignore[arg-type]
+    audit_record(
+        organization=organization,
+        action="member.role_changed",
+        target=membership,
+        target_label=membership.user.email,
+        data={"from": previous, "to": role, "via": via},
+    )
+    return membership
+
+
+@transaction.atomic
+def member_add_as_operator(
+    *, organization: Organization, user: User, role: str, via: str = "cli"
+) -> Membership:
+    """Make ``user`` a member with ``role``; an existing membership has its role changed instead."""
+    if role not in ROLE_RANK:
+        raise ApplicationError(
+            _("Unknown role."), fields={"role": [_("Choose viewer, agent, admin or owner.")]}
+        )
+    existing = Membership.objects.filter(organization=organization, user=user).first()
+    if existing is not None:
+        return member_set_role_as_operator(
+            organization=organization, membership=existing, role=role, via=via
+        )
+    membership = Membership.objects.create(organization=organization, user=user, role=role)
+    audit_record(
+        organization=organization,
+        action="member.added",
+        target=membership,
+        target_label=user.email,
+        data={"role": role, "via": via},
+    )
+    return membership
+
+
+@transaction.atomic
+def user_make_superuser(*, user: User, via: str = "cli") -> User:
+    """Give an account staff and superuser rights (the Django admin). Audited with no tenant."""
+    if not (user.is_staff and user.is_superuser):
+        user.is_staff = True
+        user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+        audit_record(
+            organization=None,
+            action="user.superuser_granted",
+            target=user,
+            target_label=user.email,
+            data={"via": via},
+        )
+    return user
