@@ -1,0 +1,135 @@
+/*
+ * Parley dashboard glue. Vanilla JS, no build step.
+ *
+ * - Live feed: on organization pages (<body data-org-slug>), one websocket to
+ *   /ws/o/<slug>/events/. Each message {"event": name, "data": {...}} is re-dispatched on
+ *   `document` as a `parley:<name>` CustomEvent (detail = data), so any page script can listen.
+ *   "ping" events show data.text as a toast. The socket reconnects with capped exponential backoff.
+ *   `window.parleyLive = {connected, received}` exposes the state for tests.
+ * - Copy buttons: <button data-copy-target="#id"> copies that element's text.
+ */
+(function () {
+  "use strict";
+
+  var live = { connected: false, received: [] };
+  window.parleyLive = live;
+
+  function toast(text) {
+    var box = document.getElementById("toasts");
+    if (!box || !text) return;
+    var item = document.createElement("div");
+    item.className = "toast";
+    item.setAttribute("role", "status");
+    item.setAttribute("data-testid", "toast");
+    item.textContent = String(text);
+    box.appendChild(item);
+    setTimeout(function () {
+      item.remove();
+    }, 6000);
+  }
+
+  function connect(slug) {
+    var attempt = 0;
+    var stopped = false;
+    var closeCodesThatStop = { 4401: true, 4403: true, 4404: true }; // not allowed: retrying won't help
+
+    function open() {
+      var scheme = location.protocol === "https:" ? "wss" : "ws";
+      var url = scheme + "://" + location.host + "/ws/o/" + encodeURIComponent(slug) + "/events/";
+      var socket;
+      try {
+        socket = new WebSocket(url);
+      } catch (err) {
+        schedule();
+        return;
+      }
+      socket.addEventListener("open", function () {
+        attempt = 0;
+        live.connected = true;
+        document.dispatchEvent(new CustomEvent("parley:connected"));
+      });
+      socket.addEventListener("message", function (message) {
+        var payload;
+        try {
+          payload = JSON.parse(message.data);
+        } catch (err) {
+          return;
+        }
+        if (!payload || typeof payload.event !== "string") return;
+        var data = payload.data || {};
+        live.received.push(payload);
+        if (live.received.length > 200) live.received.shift();
+        if (payload.event === "ping") toast(data.text);
+        document.dispatchEvent(new CustomEvent("parley:" + payload.event, { detail: data }));
+      });
+      socket.addEventListener("close", function (event) {
+        var wasConnected = live.connected;
+        live.connected = false;
+        if (wasConnected) document.dispatchEvent(new CustomEvent("parley:disconnected"));
+        if (closeCodesThatStop[event.code]) stopped = true;
+        schedule();
+      });
+    }
+
+    function schedule() {
+      if (stopped) return;
+      var delay = Math.min(30000, 1000 * Math.pow(2, attempt)) * (0.75 + Math.random() * 0.5);
+      attempt += 1;
+      setTimeout(open, delay);
+    }
+
+    open();
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    // Plain-http installations: fall back to a selection copy.
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    try {
+      document.execCommand("copy");
+    } finally {
+      area.remove();
+    }
+    return Promise.resolve();
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy-target]") : null;
+    if (!button) return;
+    var source = document.querySelector(button.getAttribute("data-copy-target"));
+    if (!source) return;
+    var label = button.textContent;
+    copyText(source.textContent.trim()).then(function () {
+      button.textContent = button.getAttribute("data-copied-label") || "Copied";
+      setTimeout(function () {
+        button.textContent = label;
+      }, 2000);
+    });
+  });
+
+  // Close an open <details> menu when clicking elsewhere.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) menu.removeAttribute("open");
+    });
+  });
+
+  function start() {
+    var slug = document.body && document.body.getAttribute("data-org-slug");
+    if (slug && "WebSocket" in window) connect(slug);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
