@@ -134,7 +134,10 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "parley")
 CELERY_TIMEZONE = "UTC"
 PARLEY_HEARTBEAT_SECONDS = env_int("PARLEY_HEARTBEAT_SECONDS", 15)
 CELERY_BEAT_SCHEDULE = {
-    "worker-heartbeat": {"task": "crm.tasks.heartbeat", "schedule": float(PARLEY_HEARTBEAT_SECONDS)},
+    "worker-heartbeat": {
+        "task": "crm.tasks.heartbeat",
+        "schedule": float(PARLEY_HEARTBEAT_SECONDS),
+    },
     "accounts-expire-invitations": {
         "task": "accounts.tasks.expire_invitations",
         "schedule": 3600.0,

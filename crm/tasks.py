@@ -11,10 +11,13 @@ from django.utils import timezone
 from crm.models import WorkerHeartbeat
 
 
-@shared_task(ignore_result=True)
-def heartbeat() -> None:
-    """Record that a worker ran a beat-scheduled task (shown by /readyz and show_stats)."""
-    hostname = socket.gethostname()
+@shared_task(bind=True, ignore_result=True)
+def heartbeat(self) -> None:
+    """Record that a worker ran a beat-scheduled task (shown by /readyz and show_stats).
+
+    One row per worker node (``celery@host``, ``embedded@host``): the name says which one ran it.
+    """
+    hostname = (self.request.hostname or socket.gethostname())[:200]
     updated = WorkerHeartbeat.objects.filter(hostname=hostname).update(
         last_seen_at=timezone.now(), beats=F("beats") + 1
     )

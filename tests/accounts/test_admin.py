@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.core.cache import cache
 from django.urls import reverse
 
 from accounts.models import User
@@ -54,7 +53,6 @@ def test_a_member_who_is_not_staff_cannot_open_the_admin(cast, client):
 
 
 def test_the_admin_login_is_throttled_like_the_dashboard(staff, client):
-    cache.clear()
     for _ in range(5):
         client.post("/admin/login/", {"username": staff.email, "password": "wrong"})
     response = client.post(

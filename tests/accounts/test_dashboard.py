@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -17,19 +16,6 @@ pytestmark = pytest.mark.django_db
 
 INVITATION_LINK = re.compile(r"https?://[^/\s]+(/invitations/[^/\s]+/)")
 RAW_KEY = re.compile(r'<code id="raw-api-key">([^<]+)</code>')
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache(settings):
-    """Failed-login counters live in the cache (Redis db 14): give each test its own, empty key space.
-
-    A new key prefix instead of ``cache.clear()``: flushing the shared Redis database would wipe the
-    keys of other test processes running at the same time (pytest-xdist, other checkouts).
-    """
-    settings.CACHES = {
-        name: {**config, "KEY_PREFIX": f"{config.get('KEY_PREFIX', '')}-{uuid.uuid4().hex[:8]}"}
-        for name, config in settings.CACHES.items()
-    }
 
 
 def signed_in(client: Client, user: User) -> Client:

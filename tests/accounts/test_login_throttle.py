@@ -1,14 +1,6 @@
 """Login throttling per account and per IP, and the audit trail of sign-ins."""
 
-import pytest
-from django.core.cache import cache
-
 from accounts.models import AuditEvent
-
-
-@pytest.fixture(autouse=True)
-def _clean_cache():
-    cache.clear()
 
 
 def _login(client, email, password, ip="203.0.113.9"):
