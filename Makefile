@@ -23,6 +23,7 @@ $(VENV)/.installed-dev: pyproject.toml
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+run: export SITE_URL ?= http://$(HOST):$(PORT)
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
