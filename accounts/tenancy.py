@@ -94,12 +94,20 @@ class OrgViewMixin(LoginRequiredMixin):
 
     ``min_role`` guards reads, ``write_role`` guards POST/PUT/PATCH/DELETE. With ``model`` set and an
     object kwarg (``pk`` by default) in the URL, ``self.object`` is that object of this organization.
+    htmx partials are the same views: with ``partial_template_name`` set, a request made by htmx
+    (``HX-Request: true``) renders that fragment instead of the whole page, under the same checks.
     """
 
     min_role = "viewer"
     write_role = "agent"
     model: type[Model] | None = None
     pk_url_kwarg = "pk"
+    partial_template_name: str | None = None
+
+    def get_template_names(self) -> list[str]:
+        if self.partial_template_name and is_htmx(self.request):
+            return [self.partial_template_name]
+        return super().get_template_names()
 
     def get_scoped_queryset(self) -> QuerySet:
         assert self.model is not None, f"{type(self).__name__} names no model"
@@ -119,6 +127,10 @@ class OrgViewMixin(LoginRequiredMixin):
             raise PermissionDenied
         _remember(request.user, tenant.organization)
         return super().dispatch(request, *args, **kwargs)
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
 
 
 def org_view(min_role: str = "viewer", write_role: str = "agent"):

@@ -399,7 +399,10 @@ class ApiKeyRevokeView(OrgViewMixin, View):
 
 
 class AuditLogView(OrgViewMixin, TemplateView):
+    """The audit log; "Older" fetches the next rows as an htmx partial and appends them."""
+
     template_name = "accounts/audit_log.html"
+    partial_template_name = "accounts/_audit_rows.html"
     min_role = Role.ADMIN
     page_size = 100
 

@@ -129,3 +129,28 @@ def test_it_shows_a_live_ping_from_the_organization_feed_as_a_toast(new_page, ca
     page.wait_for_selector("[data-testid=toast] >> text=Hello, Acme")
     assert page.evaluate("window.lastPing") == "Hello, Acme"
     assert page.evaluate("window.parleyLive.received.map(m => m.event)") == ["ping"]
+
+
+def test_it_appends_older_audit_events_in_place_with_htmx(new_page, cast, password):
+    # Given an organization with more audit events than one page holds
+    from accounts import services
+
+    for n in range(130):
+        services.audit_record(organization=cast.org_a, action=f"probe.{n:03d}", actor=cast.owner)
+    page = new_page()
+    page.goto("/login/")
+    page.fill("input[name=username]", cast.owner.email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.goto("/o/acme/audit/")
+    page.evaluate("window.__samePage = true")
+    assert page.locator('[data-testid="audit-row"]').count() == 100
+
+    # When the owner asks for older events
+    page.click("#older-events")
+
+    # Then they are appended to the same page (no navigation) and the pager is gone at the end
+    page.wait_for_function("document.querySelectorAll('[data-testid=audit-row]').length > 100")
+    assert page.evaluate("window.__samePage") is True
+    assert page.url.endswith("/o/acme/audit/")
+    assert page.locator("#older-events").count() == 0
