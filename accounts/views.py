@@ -250,7 +250,7 @@ class MemberActionView(OrgViewMixin, View):
     """POST /members/<pk>/<action>/: role, deactivate, reactivate, remove."""
 
     model = Membership
-    write_role = Role.AGENT  # a member may leave; the service checks everything else
+    write_role = Role.VIEWER  # anyone may leave; the service checks every other change
 
     def get(self, request, org_slug, pk, action=None):
         return _back(request, "org-members")

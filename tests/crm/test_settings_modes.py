@@ -144,3 +144,25 @@ def test_it_runs_embedded_with_nothing_set(tmp_path):
     assert shown["layer"] == "crm.channel_layer.ThreadSafeInMemoryChannelLayer"
     assert shown["broker"] == "memory://"
     assert shown["storage"] == "django.core.files.storage.FileSystemStorage"
+
+
+def test_it_talks_to_postgresql_through_the_psycopg_pool_in_production(tmp_path):
+    # Given the production settings pointed at the real PostgreSQL of the tests
+    values = {**production_values(), "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/parley"}
+    probe = (
+        "from django.db import connection\n"
+        "with connection.cursor() as c: c.execute('SELECT 41 + 1'); answer = c.fetchone()[0]\n"
+        "print(type(connection.pool).__name__, connection.pool.max_size, answer)"
+    )
+    # When a fresh process runs a query
+    result = subprocess.run(
+        [*MANAGE, "shell", "-c", probe],
+        env=clean_env(tmp_path, **values),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Then it went through psycopg's connection pool
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["ConnectionPool", "10", "42"]
