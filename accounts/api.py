@@ -39,6 +39,10 @@ class OrganizationUpdateSerializer(StrictSerializer):
     default_country = serializers.CharField(min_length=2, max_length=2, required=False)
 
 
+class OrganizationDeleteSerializer(StrictSerializer):
+    confirm = serializers.CharField(help_text="The organization's slug, typed to confirm.")
+
+
 class TransferSerializer(StrictSerializer):
     member_id = serializers.IntegerField()
 
@@ -163,6 +167,18 @@ class CurrentOrganizationView(TenantAPIMixin, GenericAPIView):
             organization=request.organization, actor=_actor(request), data=data.validated_data
         )
         return Response(OrganizationSerializer(organization, context={"request": request}).data)
+
+    @extend_schema(request=OrganizationDeleteSerializer, responses={204: None})
+    def delete(self, request):
+        """Delete the organization and all its data (owners only; confirm with its slug)."""
+        data = OrganizationDeleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.organization_delete(
+            organization=request.organization,
+            actor=_actor(request),
+            confirm=data.validated_data["confirm"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TransferOwnershipView(TenantAPIMixin, GenericAPIView):

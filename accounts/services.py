@@ -379,6 +379,35 @@ def ownership_transfer(
     return new_owner
 
 
+@transaction.atomic
+def organization_delete(*, organization: Organization, actor: User, confirm: str) -> None:
+    """Delete the organization and everything it owns. Owners only; ``confirm`` must be its slug.
+
+    The audit trail of the deletion outlives it: one event with no organization, naming it.
+    """
+    if _actor_role(organization, actor) != Role.OWNER:
+        raise Forbidden(_("Only an owner can delete the organization."))
+    if (confirm or "").strip() != organization.slug:
+        raise ApplicationError(
+            _("Type the organization's address (%(slug)s) to confirm.")
+            % {"slug": organization.slug},
+            fields={"confirm": [_("Does not match.")]},
+        )
+    audit_record(
+        organization=None,
+        action="organization.deleted",
+        actor=actor,
+        target_label=organization.name,
+        data={
+            "organization_id": organization.pk,
+            "slug": organization.slug,
+            "name": organization.name,
+        },
+    )
+    User.objects.filter(last_organization=organization).update(last_organization=None)
+    organization.delete()
+
+
 # --- Invitations --------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.OrganizationHomeView.as_view(), name="org-home"),
     path("settings/", views.OrganizationSettingsView.as_view(), name="org-settings"),
     path("settings/transfer/", views.TransferOwnershipView.as_view(), name="org-transfer"),
+    path("settings/delete/", views.OrganizationDeleteView.as_view(), name="org-delete"),
     path("members/", views.MemberListView.as_view(), name="org-members"),
     path(
         "members/<int:pk>/<slug:action>/",

@@ -231,6 +231,25 @@ class TransferOwnershipView(OrgViewMixin, View):
         return _back(request, "org-home")
 
 
+class OrganizationDeleteView(OrgViewMixin, View):
+    min_role = Role.OWNER
+    write_role = Role.OWNER
+
+    def post(self, request, org_slug):
+        name = request.organization.name
+        try:
+            services.organization_delete(
+                organization=request.organization,
+                actor=request.user,
+                confirm=request.POST.get("confirm", ""),
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return _back(request, "org-settings")
+        messages.success(request, _("%(org)s was deleted.") % {"org": name})
+        return redirect("home")
+
+
 class MemberListView(OrgViewMixin, TemplateView):
     template_name = "accounts/members.html"
 

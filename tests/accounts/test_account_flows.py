@@ -78,3 +78,19 @@ def test_a_member_leaves_and_is_sent_home(client, cast):
     response = client.post(f"/o/acme/members/{mine.pk}/remove/")
     assert response.status_code == 302 and response["Location"] == "/"
     assert not Membership.objects.filter(pk=mine.pk).exists()
+
+
+def test_an_owner_deletes_the_organization_after_typing_its_address(client, cast):
+    from accounts.models import Organization
+
+    client.force_login(cast.owner)
+    wrong = client.post("/o/acme/settings/delete/", {"confirm": "acm"}, follow=True)
+    assert b"to confirm" in wrong.content and Organization.objects.filter(slug="acme").exists()
+
+    done = client.post("/o/acme/settings/delete/", {"confirm": "acme"})
+    assert done.status_code == 302
+    assert not Organization.objects.filter(slug="acme").exists()
+    assert not Membership.objects.filter(user=cast.agent).exists()
+    trace = AuditEvent.objects.get(action="organization.deleted")
+    assert trace.organization is None and trace.data["slug"] == "acme"
+    assert Organization.objects.filter(slug="bravo").exists()
