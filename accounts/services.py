@@ -827,3 +827,10 @@ def user_make_superuser(*, user: User, via: str = "cli") -> User:
             data={"via": via},
         )
     return user
+
+
+def audit_scrub_target(*, organization: Organization, target_type: str, target_id: str) -> int:
+    """Forget what the audit log says about an erased object: keep that events happened, not who."""
+    return AuditEvent.objects.filter(
+        organization=organization, target_type=target_type, target_id=str(target_id)
+    ).update(target_label="", data={})

@@ -1,0 +1,116 @@
+from django.contrib import admin
+
+from messaging.models import (
+    Contact,
+    ContactAlias,
+    ContactGroup,
+    ContactGroupMember,
+    ContactIdentity,
+    ContactNote,
+    ContactSearchTerm,
+    ContactTag,
+    CustomField,
+    Tag,
+)
+
+
+class IdentityInline(admin.TabularInline):
+    model = ContactIdentity
+    extra = 0
+    exclude = ["organization"]
+
+
+class AliasInline(admin.TabularInline):
+    model = ContactAlias
+    extra = 0
+    exclude = ["organization"]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    """Read and correct; writes that must keep search terms and identities whole go through services."""
+
+    list_display = [
+        "display_name",
+        "phone",
+        "email",
+        "status",
+        "favorite",
+        "opted_out_at",
+        "organization",
+        "updated_at",
+    ]
+    list_filter = ["organization", "status", "favorite"]
+    search_fields = ["display_name", "name", "notify_name", "phone", "email"]
+    list_select_related = ["organization"]
+    readonly_fields = ["display_name", "created_at", "updated_at"]
+    inlines = [IdentityInline, AliasInline]
+
+
+@admin.register(ContactIdentity)
+class ContactIdentityAdmin(admin.ModelAdmin):
+    list_display = ["kind", "value", "contact", "organization"]
+    list_filter = ["organization", "kind"]
+    search_fields = ["value"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(ContactAlias)
+class ContactAliasAdmin(admin.ModelAdmin):
+    list_display = ["alias", "contact", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["alias"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(ContactSearchTerm)
+class ContactSearchTermAdmin(admin.ModelAdmin):
+    list_display = ["kind", "value", "contact", "organization"]
+    list_filter = ["organization", "kind"]
+    search_fields = ["value"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "color", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["name"]
+
+
+@admin.register(ContactTag)
+class ContactTagAdmin(admin.ModelAdmin):
+    list_display = ["tag", "contact", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["tag__name", "contact__display_name"]
+    raw_id_fields = ["contact", "tag"]
+
+
+@admin.register(ContactGroup)
+class ContactGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "created_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "description"]
+
+
+@admin.register(ContactGroupMember)
+class ContactGroupMemberAdmin(admin.ModelAdmin):
+    list_display = ["group", "contact", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["group__name", "contact__display_name"]
+    raw_id_fields = ["contact", "group"]
+
+
+@admin.register(ContactNote)
+class ContactNoteAdmin(admin.ModelAdmin):
+    list_display = ["contact", "author", "created_at", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["text"]
+    raw_id_fields = ["contact"]
+
+
+@admin.register(CustomField)
+class CustomFieldAdmin(admin.ModelAdmin):
+    list_display = ["label", "key", "type", "organization"]
+    list_filter = ["organization", "type"]
+    search_fields = ["label", "key"]

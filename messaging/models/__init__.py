@@ -1,0 +1,31 @@
+from messaging.models.contacts import (
+    Contact,
+    ContactAlias,
+    ContactGroup,
+    ContactGroupMember,
+    ContactIdentity,
+    ContactNote,
+    ContactSearchTerm,
+    ContactStatus,
+    ContactTag,
+    CustomField,
+    CustomFieldType,
+    IdentityKind,
+    Tag,
+)
+
+__all__ = [
+    "Contact",
+    "ContactAlias",
+    "ContactGroup",
+    "ContactGroupMember",
+    "ContactIdentity",
+    "ContactNote",
+    "ContactSearchTerm",
+    "ContactStatus",
+    "ContactTag",
+    "CustomField",
+    "CustomFieldType",
+    "IdentityKind",
+    "Tag",
+]

@@ -1,0 +1,105 @@
+"""Read paths of the address book: contact search with ranking, and filtered lists.
+
+Search reads ContactSearchTerm (folded names, aliases, identities, emails) so it behaves the same
+on SQLite and PostgreSQL. Rank: 0 = exact phone or identity (or phone ending for 4+ digits),
+1 = a name or alias starting with the query (or one of its words), 2 = contains it.
+"""
+
+from __future__ import annotations
+
+from django.db.models import (
+    Case,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+
+from accounts.models import Organization
+from accounts.tenancy import scoped
+from messaging.models import Contact, ContactGroupMember, ContactSearchTerm, ContactTag
+from messaging.text import digits, fold
+
+PHONE_ENDING_MIN_DIGITS = 4
+
+
+def contact_search(*, organization: Organization, query: str) -> QuerySet[Contact]:
+    """Contacts matching ``query``, best first (rank, then name), annotated with ``rank``."""
+    text = fold(query)
+    number = digits(query)
+    if not text:
+        return scoped(Contact, organization).none()
+    Kind = ContactSearchTerm.Kind
+    conditions = Q(value__contains=text)
+    rank = [
+        When(Q(kind__in=[Kind.PHONE, Kind.IDENTITY], value=text), then=Value(0)),
+        When(
+            Q(kind__in=[Kind.NAME, Kind.ALIAS, Kind.EMAIL], value__startswith=text), then=Value(1)
+        ),
+        When(Q(kind__in=[Kind.NAME, Kind.ALIAS], value__contains=" " + text), then=Value(1)),
+    ]
+    if len(number) >= PHONE_ENDING_MIN_DIGITS:
+        phone_match = Q(kind=Kind.PHONE, value__endswith=number)
+        conditions |= phone_match | Q(kind=Kind.PHONE, value=number)
+        rank.insert(0, When(Q(kind=Kind.PHONE, value=number) | phone_match, then=Value(0)))
+    best_rank = (
+        scoped(ContactSearchTerm, organization)
+        .filter(conditions, contact_id=OuterRef("pk"))
+        .annotate(term_rank=Case(*rank, default=Value(2), output_field=IntegerField()))
+        .order_by("term_rank")
+        .values("term_rank")[:1]
+    )
+    return (
+        scoped(Contact, organization)
+        .annotate(rank=Subquery(best_rank, output_field=IntegerField()))
+        .filter(rank__isnull=False)
+        .order_by("rank", "display_name", "id")
+    )
+
+
+def contact_list(
+    *,
+    organization: Organization,
+    query: str = "",
+    tag_ids: list[int] | None = None,
+    group_ids: list[int] | None = None,
+    favorite: bool | None = None,
+    status: str | None = None,
+    opted_out: bool | None = None,
+    custom: dict[str, str] | None = None,
+) -> QuerySet[Contact]:
+    """The address book filtered as the dashboard, the API, exports and bulk actions ask."""
+    contacts = (
+        contact_search(organization=organization, query=query)
+        if query.strip()
+        else scoped(Contact, organization)
+    )
+    for tag_id in tag_ids or []:
+        contacts = contacts.filter(
+            Exists(
+                ContactTag.objects.filter(
+                    organization=organization, contact=OuterRef("pk"), tag_id=tag_id
+                )
+            )
+        )
+    for group_id in group_ids or []:
+        contacts = contacts.filter(
+            Exists(
+                ContactGroupMember.objects.filter(
+                    organization=organization, contact=OuterRef("pk"), group_id=group_id
+                )
+            )
+        )
+    if favorite is not None:
+        contacts = contacts.filter(favorite=favorite)
+    if status:
+        contacts = contacts.filter(status=status)
+    if opted_out is not None:
+        contacts = contacts.filter(opted_out_at__isnull=not opted_out)
+    for key, value in (custom or {}).items():
+        contacts = contacts.filter(**{f"custom_fields__{key}": value})
+    return contacts

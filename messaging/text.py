@@ -1,0 +1,64 @@
+"""Text and phone normalization shared by the address book's writes and its search."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+
+from crm.errors import ApplicationError
+
+NON_DIGITS = re.compile(r"\D+")
+
+
+class InvalidPhone(ApplicationError):
+    code = "invalid_phone"
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form: 'José ÁLVAREZ' → 'jose alvarez'. CJK is kept as is."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.casefold().split())
+
+
+def digits(text: str) -> str:
+    return NON_DIGITS.sub("", text or "")
+
+
+def normalize_phone(raw: str, *, default_country: str) -> str:
+    """E.164 digits without '+' (``447957189696``), or ``InvalidPhone`` saying why.
+
+    Accepts what people type: '+44 7957 189696', '07957 189696' (read in ``default_country``),
+    '0044…', and digits that already start with a country code ('447957189696').
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhone("A phone number is empty.")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    candidates = [text]
+    only_digits = digits(text)
+    if not text.startswith("+") and len(only_digits) >= 8:
+        candidates.append("+" + only_digits)
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(
+                candidate, None if candidate.startswith("+") else default_country
+            )
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number) or phonenumbers.is_possible_number(number):
+            return f"{number.country_code}{number.national_number}"
+    raise InvalidPhone(f"“{raw}” is not a phone number we can read (country {default_country}).")
+
+
+def format_phone(e164_digits: str | None) -> str:
+    if not e164_digits:
+        return ""
+    try:
+        number = phonenumbers.parse("+" + e164_digits, None)
+    except phonenumbers.NumberParseException:
+        return "+" + e164_digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
