@@ -5,12 +5,19 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import SimpleRouter
 
 from accounts import api as accounts_api
+from messaging import api as messaging_api
 
 router = SimpleRouter(trailing_slash=True)
 router.register("members", accounts_api.MemberViewSet, basename="member")
 router.register("invitations", accounts_api.InvitationViewSet, basename="invitation")
 router.register("api-keys", accounts_api.ApiKeyViewSet, basename="api-key")
 router.register("audit-log", accounts_api.AuditEventViewSet, basename="audit-event")
+router.register("contacts", messaging_api.ContactViewSet, basename="contact")
+router.register("notes", messaging_api.NoteViewSet, basename="note")
+router.register("identities", messaging_api.IdentityViewSet, basename="identity")
+router.register("tags", messaging_api.TagViewSet, basename="tag")
+router.register("groups", messaging_api.GroupViewSet, basename="group")
+router.register("custom-fields", messaging_api.CustomFieldViewSet, basename="custom-field")
 
 urlpatterns = [
     path("me/", accounts_api.MeView.as_view(), name="api-me"),

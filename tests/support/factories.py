@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from accounts import services
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership
+from messaging.models import Contact, ContactGroup, ContactIdentity, ContactNote, CustomField, Tag
+from messaging.services import contacts as contact_services
 from tests.support.people import Cast, make_user
 from tests.support.sweep import sweep_factory
 
@@ -33,3 +35,48 @@ def an_api_key(cast: Cast) -> ApiKey:
 @sweep_factory(AuditEvent)
 def an_audit_event(cast: Cast) -> AuditEvent:
     return services.audit_record(organization=cast.org_a, action="sweep.probe", actor=cast.owner)
+
+
+# --- messaging: the address book ----------------------------------------------------------------
+
+
+@sweep_factory(Contact)
+def a_contact(cast: Cast) -> Contact:
+    return contact_services.contact_create(
+        organization=cast.org_a,
+        data={"name": "Acme Swept Contact", "phone": "+447700900555", "email": "swept@a.example"},
+    )
+
+
+@sweep_factory(ContactIdentity)
+def an_identity(cast: Cast) -> ContactIdentity:
+    contact = contact_services.contact_create(
+        organization=cast.org_a,
+        data={"name": "Acme Lid", "identities": [{"kind": "lid", "value": "acme-lid@lid"}]},
+    )
+    return contact.identities.get()
+
+
+@sweep_factory(ContactNote)
+def a_note(cast: Cast) -> ContactNote:
+    contact = contact_services.contact_create(organization=cast.org_a, data={"name": "Acme Noted"})
+    return contact_services.note_add(
+        organization=cast.org_a, contact=contact, text="acme note", author=cast.owner
+    )
+
+
+@sweep_factory(Tag)
+def a_tag(cast: Cast) -> Tag:
+    return contact_services.tag_create(organization=cast.org_a, name="acme-tag")
+
+
+@sweep_factory(ContactGroup)
+def a_group(cast: Cast) -> ContactGroup:
+    return contact_services.group_create(organization=cast.org_a, name="Acme group")
+
+
+@sweep_factory(CustomField)
+def a_custom_field(cast: Cast) -> CustomField:
+    return contact_services.custom_field_define(
+        organization=cast.org_a, key="acme_field", label="Acme field", type="text"
+    )
