@@ -140,8 +140,9 @@ class AuditEventSerializer(serializers.ModelSerializer):
 # --- Views --------------------------------------------------------------------------------------
 
 
-def _actor(request):
-    return request.user
+def _acting(request) -> dict:
+    """Who acts: the person, and the key they act through (which bounds their role)."""
+    return {"actor": request.user, "via_key": request.tenant.api_key}
 
 
 class CurrentOrganizationView(TenantAPIMixin, GenericAPIView):
@@ -164,7 +165,7 @@ class CurrentOrganizationView(TenantAPIMixin, GenericAPIView):
         data = OrganizationUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         organization = services.organization_update(
-            organization=request.organization, actor=_actor(request), data=data.validated_data
+            organization=request.organization, **_acting(request), data=data.validated_data
         )
         return Response(OrganizationSerializer(organization, context={"request": request}).data)
 
@@ -175,7 +176,7 @@ class CurrentOrganizationView(TenantAPIMixin, GenericAPIView):
         data.is_valid(raise_exception=True)
         services.organization_delete(
             organization=request.organization,
-            actor=_actor(request),
+            **_acting(request),
             confirm=data.validated_data["confirm"],
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -200,7 +201,7 @@ class TransferOwnershipView(TenantAPIMixin, GenericAPIView):
         if membership is None:
             raise NotFound("No such member.", fields={"member_id": ["No such member."]})
         membership = services.ownership_transfer(
-            organization=request.organization, new_owner=membership, actor=_actor(request)
+            organization=request.organization, new_owner=membership, **_acting(request)
         )
         return Response(MemberSerializer(membership).data)
 
@@ -234,20 +235,20 @@ class MemberViewSet(
             organization=request.organization,
             membership=self.get_object(),
             role=data.validated_data["role"],
-            actor=_actor(request),
+            **_acting(request),
         )
         return Response(MemberSerializer(membership).data)
 
     def perform_destroy(self, instance):
         services.member_remove(
-            organization=self.request.organization, membership=instance, actor=_actor(self.request)
+            organization=self.request.organization, membership=instance, **_acting(self.request)
         )
 
     @extend_schema(request=None, responses=MemberSerializer)
     @action(detail=True, methods=["post"])
     def deactivate(self, request, pk=None):
         membership = services.member_deactivate(
-            organization=request.organization, membership=self.get_object(), actor=_actor(request)
+            organization=request.organization, membership=self.get_object(), **_acting(request)
         )
         return Response(MemberSerializer(membership).data)
 
@@ -255,7 +256,7 @@ class MemberViewSet(
     @action(detail=True, methods=["post"])
     def reactivate(self, request, pk=None):
         membership = services.member_reactivate(
-            organization=request.organization, membership=self.get_object(), actor=_actor(request)
+            organization=request.organization, membership=self.get_object(), **_acting(request)
         )
         return Response(MemberSerializer(membership).data)
 
@@ -281,7 +282,7 @@ class InvitationViewSet(
         data.is_valid(raise_exception=True)
         invitation, _token = services.invitation_create(
             organization=request.organization,
-            actor=_actor(request),
+            **_acting(request),
             request_base=request.build_absolute_uri("/"),
             **data.validated_data,
         )
@@ -289,7 +290,7 @@ class InvitationViewSet(
 
     def destroy(self, request, pk=None):
         services.invitation_revoke(
-            organization=request.organization, invitation=self.get_object(), actor=_actor(request)
+            organization=request.organization, invitation=self.get_object(), **_acting(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -314,14 +315,14 @@ class ApiKeyViewSet(
         data = ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         key, raw = services.api_key_create(
-            organization=request.organization, actor=_actor(request), **data.validated_data
+            organization=request.organization, **_acting(request), **data.validated_data
         )
         key.key = raw
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
         services.api_key_revoke(
-            organization=request.organization, api_key=self.get_object(), actor=_actor(request)
+            organization=request.organization, api_key=self.get_object(), **_acting(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

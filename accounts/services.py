@@ -35,6 +35,7 @@ from accounts.models import (
     role_at_least,
 )
 from crm.errors import ApplicationError, Conflict, Forbidden
+from crm.live import access_changed
 
 API_KEY_PREFIX = "prl_"
 RESERVED_SLUGS = {"admin", "api", "new", "static", "media", "ws", "o"}
@@ -124,7 +125,9 @@ UPDATABLE_ORGANIZATION_FIELDS = ("name", "timezone", "default_country")
 
 
 @transaction.atomic
-def organization_update(*, organization: Organization, actor: User, data: dict) -> Organization:
+def organization_update(
+    *, organization: Organization, actor: User, via_key: ApiKey | None = None, data: dict
+) -> Organization:
     changed = {}
     for field in UPDATABLE_ORGANIZATION_FIELDS:
         if field in data and data[field] != getattr(organization, field):
@@ -137,6 +140,7 @@ def organization_update(*, organization: Organization, actor: User, data: dict) 
             organization=organization,
             action="organization.updated",
             actor=actor,
+            api_key=via_key,
             target=organization,
             data={"changes": changed},
         )
@@ -199,25 +203,38 @@ def _require(actor_role: str, minimum: str) -> None:
 
 
 def _active_owner_count(organization: Organization) -> int:
-    return Membership.objects.filter(
+    """Active owners, rows locked: two owners demoting each other at once cannot both succeed."""
+    owners = Membership.objects.select_for_update().filter(
         organization=organization, role=Role.OWNER, is_active=True
-    ).count()
+    )
+    return len(owners.values_list("pk", flat=True))
 
 
-def _actor_role(organization: Organization, actor: User) -> str:
-    return (
+def _actor_role(organization: Organization, actor: User, via_key: ApiKey | None = None) -> str:
+    """What the actor may do here: their live role, and no more than the key they act through."""
+    role = (
         Membership.objects.filter(organization=organization, user=actor, is_active=True)
         .values_list("role", flat=True)
         .first()
         or ""
     )
+    if via_key is not None:
+        if via_key.organization_id != organization.pk or via_key.revoked_at is not None:
+            return ""
+        role = min(role, via_key.role, key=lambda r: ROLE_RANK.get(r, 0))
+    return role
 
 
 @transaction.atomic
 def member_set_role(
-    *, organization: Organization, membership: Membership, role: str, actor: User
+    *,
+    organization: Organization,
+    membership: Membership,
+    role: str,
+    actor: User,
+    via_key: ApiKey | None = None,
 ) -> Membership:
-    actor_role = _actor_role(organization, actor)
+    actor_role = _actor_role(organization, actor, via_key)
     _require(actor_role, Role.ADMIN)
     if role not in ROLE_RANK:
         raise ApplicationError(
@@ -239,10 +256,12 @@ def member_set_role(
     membership.role = role
     membership.save(update_fields=["role"])
     _cap_api_keys(organization=organization, user_id=membership.user_id, role=role, actor=actor)
+    access_changed(organization.pk, membership.user_id)
     audit_record(
         organization=organization,
         action="member.role_changed",
         actor=actor,
+        api_key=via_key,
         target=membership,
         target_label=membership.user.email,
         data={"from": previous, "to": role},
@@ -258,15 +277,26 @@ def _cap_api_keys(*, organization: Organization, user_id: int, role: str, actor:
     ).update(role=role)
 
 
-def _revoke_keys_of(*, organization: Organization, user_id: int, actor: User, reason: str) -> None:
+def _revoke_keys_of(
+    *,
+    organization: Organization,
+    user_id: int,
+    actor: User,
+    via_key: ApiKey | None = None,
+    reason: str,
+) -> None:
     for key in ApiKey.objects.filter(
         organization=organization, created_by_id=user_id, revoked_at__isnull=True
     ):
-        api_key_revoke(organization=organization, api_key=key, actor=actor, reason=reason)
+        api_key_revoke(
+            organization=organization, api_key=key, actor=actor, via_key=via_key, reason=reason
+        )
 
 
-def _guard_member_change(organization: Organization, membership: Membership, actor: User) -> None:
-    actor_role = _actor_role(organization, actor)
+def _guard_member_change(
+    organization: Organization, membership: Membership, actor: User, via_key: ApiKey | None = None
+) -> None:
+    actor_role = _actor_role(organization, actor, via_key)
     if membership.user_id != actor.pk:
         _require(actor_role, Role.ADMIN)
         if not role_at_least(actor_role, membership.role):
@@ -284,22 +314,29 @@ def _guard_member_change(organization: Organization, membership: Membership, act
 
 @transaction.atomic
 def member_deactivate(
-    *, organization: Organization, membership: Membership, actor: User
+    *,
+    organization: Organization,
+    membership: Membership,
+    actor: User,
+    via_key: ApiKey | None = None,
 ) -> Membership:
-    _guard_member_change(organization, membership, actor)
+    _guard_member_change(organization, membership, actor, via_key)
     if membership.is_active:
         membership.is_active = False
+        access_changed(organization.pk, membership.user_id)
         membership.save(update_fields=["is_active"])
         _revoke_keys_of(
             organization=organization,
             user_id=membership.user_id,
             actor=actor,
+            via_key=via_key,
             reason="member deactivated",
         )
         audit_record(
             organization=organization,
             action="member.deactivated",
             actor=actor,
+            api_key=via_key,
             target=membership,
             target_label=membership.user.email,
         )
@@ -308,9 +345,13 @@ def member_deactivate(
 
 @transaction.atomic
 def member_reactivate(
-    *, organization: Organization, membership: Membership, actor: User
+    *,
+    organization: Organization,
+    membership: Membership,
+    actor: User,
+    via_key: ApiKey | None = None,
 ) -> Membership:
-    actor_role = _actor_role(organization, actor)
+    actor_role = _actor_role(organization, actor, via_key)
     _require(actor_role, Role.ADMIN)
     if not role_at_least(actor_role, membership.role):
         raise Forbidden(_("You cannot change a member whose role is above your own."))
@@ -321,6 +362,7 @@ def member_reactivate(
             organization=organization,
             action="member.reactivated",
             actor=actor,
+            api_key=via_key,
             target=membership,
             target_label=membership.user.email,
         )
@@ -328,25 +370,37 @@ def member_reactivate(
 
 
 @transaction.atomic
-def member_remove(*, organization: Organization, membership: Membership, actor: User) -> None:
-    _guard_member_change(organization, membership, actor)
+def member_remove(
+    *,
+    organization: Organization,
+    membership: Membership,
+    actor: User,
+    via_key: ApiKey | None = None,
+) -> None:
+    _guard_member_change(organization, membership, actor, via_key)
     _revoke_keys_of(
-        organization=organization, user_id=membership.user_id, actor=actor, reason="member removed"
+        organization=organization,
+        user_id=membership.user_id,
+        actor=actor,
+        via_key=via_key,
+        reason="member removed",
     )
     audit_record(
         organization=organization,
         action="member.left" if membership.user_id == actor.pk else "member.removed",
         actor=actor,
+        api_key=via_key,
         target=membership,
         target_label=membership.user.email,
         data={"role": membership.role},
     )
+    access_changed(organization.pk, membership.user_id)
     membership.delete()
 
 
 @transaction.atomic
 def ownership_transfer(
-    *, organization: Organization, new_owner: Membership, actor: User
+    *, organization: Organization, new_owner: Membership, actor: User, via_key: ApiKey | None = None
 ) -> Membership:
     """The acting owner hands the organization to another active member and becomes an admin."""
     actor_membership = (
@@ -354,7 +408,7 @@ def ownership_transfer(
         .filter(organization=organization, user=actor, is_active=True)
         .first()
     )
-    if actor_membership is None or actor_membership.role != Role.OWNER:
+    if actor_membership is None or _actor_role(organization, actor, via_key) != Role.OWNER:
         raise Forbidden(_("Only an owner can transfer ownership."))
     if new_owner.user_id == actor.pk:
         raise ApplicationError(_("You already own this organization."), code="same_owner")
@@ -372,6 +426,7 @@ def ownership_transfer(
         organization=organization,
         action="organization.ownership_transferred",
         actor=actor,
+        api_key=via_key,
         target=new_owner,
         target_label=new_owner.user.email,
         data={"previous_role": previous},
@@ -380,12 +435,14 @@ def ownership_transfer(
 
 
 @transaction.atomic
-def organization_delete(*, organization: Organization, actor: User, confirm: str) -> None:
+def organization_delete(
+    *, organization: Organization, actor: User, via_key: ApiKey | None = None, confirm: str
+) -> None:
     """Delete the organization and everything it owns. Owners only; ``confirm`` must be its slug.
 
     The audit trail of the deletion outlives it: one event with no organization, naming it.
     """
-    if _actor_role(organization, actor) != Role.OWNER:
+    if _actor_role(organization, actor, via_key) != Role.OWNER:
         raise Forbidden(_("Only an owner can delete the organization."))
     if (confirm or "").strip() != organization.slug:
         raise ApplicationError(
@@ -397,6 +454,7 @@ def organization_delete(*, organization: Organization, actor: User, confirm: str
         organization=None,
         action="organization.deleted",
         actor=actor,
+        api_key=via_key,
         target_label=organization.name,
         data={
             "organization_id": organization.pk,
@@ -405,6 +463,7 @@ def organization_delete(*, organization: Organization, actor: User, confirm: str
         },
     )
     User.objects.filter(last_organization=organization).update(last_organization=None)
+    access_changed(organization.pk)
     organization.delete()
 
 
@@ -418,10 +477,11 @@ def invitation_create(
     email: str,
     role: str,
     actor: User,
+    via_key: ApiKey | None = None,
     request_base: str | None = None,
 ) -> tuple[Invitation, str]:
     """Create (or renew) an invitation and email its link. Returns it and the raw token."""
-    actor_role = _actor_role(organization, actor)
+    actor_role = _actor_role(organization, actor, via_key)
     _require(actor_role, Role.ADMIN)
     email = (email or "").strip().lower()
     if role not in ROLE_RANK:
@@ -460,6 +520,7 @@ def invitation_create(
         organization=organization,
         action="invitation.created",
         actor=actor,
+        api_key=via_key,
         target=invitation,
         data={"role": role},
     )
@@ -496,15 +557,23 @@ def invitation_by_token(token: str) -> Invitation | None:
 
 @transaction.atomic
 def invitation_revoke(
-    *, organization: Organization, invitation: Invitation, actor: User
+    *,
+    organization: Organization,
+    invitation: Invitation,
+    actor: User,
+    via_key: ApiKey | None = None,
 ) -> Invitation:
-    _require(_actor_role(organization, actor), Role.ADMIN)
+    _require(_actor_role(organization, actor, via_key), Role.ADMIN)
     if invitation.state != "pending":
         raise ApplicationError(_("Only a pending invitation can be revoked."), code="not_pending")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
     audit_record(
-        organization=organization, action="invitation.revoked", actor=actor, target=invitation
+        organization=organization,
+        action="invitation.revoked",
+        actor=actor,
+        api_key=via_key,
+        target=invitation,
     )
     return invitation
 
@@ -566,10 +635,10 @@ def invitations_expire() -> int:
 
 @transaction.atomic
 def api_key_create(
-    *, organization: Organization, name: str, role: str, actor: User
+    *, organization: Organization, name: str, role: str, actor: User, via_key: ApiKey | None = None
 ) -> tuple[ApiKey, str]:
     """Create a key. The raw key is returned here once and never stored."""
-    actor_role = _actor_role(organization, actor)
+    actor_role = _actor_role(organization, actor, via_key)
     _require(actor_role, Role.ADMIN)
     name = (name or "").strip()
     if not name:
@@ -600,6 +669,7 @@ def api_key_create(
         organization=organization,
         action="api_key.created",
         actor=actor,
+        api_key=via_key,
         target=key,
         data={"role": role},
     )
@@ -608,7 +678,12 @@ def api_key_create(
 
 @transaction.atomic
 def api_key_revoke(
-    *, organization: Organization, api_key: ApiKey, actor: User, reason: str = ""
+    *,
+    organization: Organization,
+    api_key: ApiKey,
+    actor: User,
+    via_key: ApiKey | None = None,
+    reason: str = "",
 ) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
@@ -617,6 +692,7 @@ def api_key_revoke(
             organization=organization,
             action="api_key.revoked",
             actor=actor,
+            api_key=via_key,
             target=api_key,
             data={"reason": reason} if reason else None,
         )
@@ -624,7 +700,9 @@ def api_key_revoke(
 
 
 def api_key_authenticate(raw: str) -> ApiKey | None:
-    """The active key for ``raw``, or None. Records use at most once a minute per key."""
+    """The usable key for ``raw``, or None. A key acts with ``effective_role``: its own role, bounded
+    by its creator's *live* membership, so a key dies with its creator's access however that access
+    was changed (a service, the admin, a script). Records use at most once a minute per key."""
     if not raw or not raw.startswith(API_KEY_PREFIX) or len(raw) > 200:
         return None
     key = (
@@ -632,8 +710,12 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
         .filter(key_hash=_sha256(raw), revoked_at__isnull=True)
         .first()
     )
-    if key is None:
+    if key is None or key.created_by is None or not key.created_by.is_active:
         return None
+    live_role = _actor_role(key.organization, key.created_by, key)
+    if not live_role:
+        return None
+    key.effective_role = live_role
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
@@ -736,6 +818,10 @@ def user_delete(*, user: User) -> None:
             target_label=user.email,
             data={"reason": "account deleted"},
         )
+    for organization_id in Membership.objects.filter(user=user).values_list(
+        "organization_id", flat=True
+    ):
+        access_changed(organization_id, user.pk)
     user.delete()
 
 
@@ -777,6 +863,7 @@ def member_set_role_as_operator(
     membership.save(update_fields=["role"])
     # ``actor`` is not used by the capping itself; there is none here.
     _cap_api_keys(organization=organization, user_id=membership.user_id, role=role, actor=None)  # type: ignore[arg-type]
+    access_changed(organization.pk, membership.user_id)
     audit_record(
         organization=organization,
         action="member.role_changed",

@@ -26,9 +26,11 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
+from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions, permissions
 
 from accounts.models import ApiKey, Membership, Organization, User, role_at_least
+from crm.live import member_group, org_group
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -185,7 +187,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
         key = api_key_authenticate(raw.strip())
         if key is None or key.created_by is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+            raise exceptions.AuthenticationFailed(_("Unknown or revoked API key."))
         return key.created_by, key
 
     def authenticate_header(self, request) -> str:
@@ -195,7 +197,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 def tenant_for_api(request) -> Tenant:
     if isinstance(request.auth, ApiKey):
         key = request.auth
-        return Tenant(organization=key.organization, role=key.role, api_key=key)
+        return Tenant(organization=key.organization, role=key.effective_role, api_key=key)
     user = request.user
     slug = request.headers.get("X-Organization", "").strip()
     memberships = memberships_of(user)
@@ -203,13 +205,15 @@ def tenant_for_api(request) -> Tenant:
     if slug:
         membership = memberships.filter(organization__slug=slug).first()
         if membership is None:
-            raise exceptions.NotFound("No such organization.")
+            raise exceptions.NotFound(_("No such organization."))
     elif user.last_organization_id:
         membership = memberships.filter(organization_id=user.last_organization_id).first()
     if membership is None:
         found = list(memberships[:2])
-        if len(found) != 1:
-            raise exceptions.ParseError("Name the organization in the X-Organization header.")
+        if not found:
+            raise exceptions.PermissionDenied(_("You belong to no organization."))
+        if len(found) > 1:
+            raise exceptions.ParseError(_("Name the organization in the X-Organization header."))
         membership = found[0]
     return Tenant(organization=membership.organization, role=membership.role, membership=membership)
 
@@ -217,7 +221,7 @@ def tenant_for_api(request) -> Tenant:
 class RolePermission(permissions.BasePermission):
     """Reads need ``view.read_role``, writes ``view.write_role``; ``view.action_roles`` overrides."""
 
-    message = "Your role does not allow this."
+    message = _("Your role does not allow this.")
 
     def has_permission(self, request, view) -> bool:
         tenant = getattr(request, "tenant", None)
@@ -275,7 +279,8 @@ class TenantAPIMixin:
 
 
 def _valid_id(value) -> bool:
-    return str(value).isdigit() and len(str(value)) < 19
+    text = str(value)
+    return text.isascii() and text.isdigit() and len(text) < 19
 
 
 # --- Websockets ---------------------------------------------------------------------------------
@@ -308,7 +313,12 @@ class TenantConsumer(AsyncJsonWebsocketConsumer):
         if not role_at_least(self.tenant.role, self.min_role):
             await self.close(code=4403)
             return
-        self.joined = self.groups_for(self.tenant)
+        organization_id = self.tenant.organization.pk
+        self.joined = [
+            *self.groups_for(self.tenant),
+            member_group(organization_id, user.pk),
+            org_group(organization_id, "access"),
+        ]
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -316,6 +326,19 @@ class TenantConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         for group in getattr(self, "joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def access_changed(self, message):
+        """The person's membership changed (role, deactivation, removal, deletion): re-check now."""
+        user, slug = self.scope["user"], self.scope["url_route"]["kwargs"].get("org_slug", "")
+        try:
+            tenant = await database_sync_to_async(tenant_for_user)(user, slug)
+        except Http404:
+            await self.close(code=4404)
+            return
+        if not role_at_least(tenant.role, self.min_role):
+            await self.close(code=4403)
+            return
+        self.tenant = tenant
 
     async def live_event(self, message):
         await self.send_json({"event": message["event"], "data": message["data"]})

@@ -24,7 +24,16 @@ from accounts.forms import (
     RoleForm,
     SignupForm,
 )
-from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Role, User, role_at_least
+from accounts.models import (
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+    User,
+    role_at_least,
+)
 from accounts.tenancy import OrgViewMixin, memberships_of, scoped
 from crm.errors import ApplicationError
 
@@ -190,7 +199,11 @@ class OrganizationSettingsView(OrgViewMixin, View):
         )
 
     def post(self, request, org_slug):
-        form = OrganizationForm(request.POST, instance=request.organization)
+        # Bind a copy: a ModelForm writes the posted values onto its instance while validating, and
+        # the service must see the organization as it was to save and audit the change.
+        form = OrganizationForm(
+            request.POST, instance=Organization.objects.get(pk=request.organization.pk)
+        )
         if form.is_valid():
             try:
                 services.organization_update(
@@ -209,10 +222,10 @@ class TransferOwnershipView(OrgViewMixin, View):
     write_role = Role.OWNER
 
     def post(self, request, org_slug):
+        member_id = request.POST.get("member_id", "")
+        valid = member_id.isascii() and member_id.isdigit() and len(member_id) < 19
         membership = (
-            scoped(Membership, request.organization)
-            .filter(pk=request.POST.get("member_id") or 0)
-            .first()
+            scoped(Membership, request.organization).filter(pk=member_id).first() if valid else None
         )
         if membership is None:
             messages.error(request, _("Choose a member."))
@@ -431,7 +444,7 @@ class AuditLogView(OrgViewMixin, TemplateView):
         if action:
             events = events.filter(action__startswith=action)
         before = self.request.GET.get("before", "")
-        if before.isdigit():
+        if before.isascii() and before.isdigit() and len(before) < 19:
             events = events.filter(id__lt=int(before))
         page = list(events.order_by("-id")[: self.page_size + 1])
         more = len(page) > self.page_size

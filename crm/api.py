@@ -9,6 +9,8 @@ import json
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, pagination, parsers, serializers, status
 from rest_framework.response import Response
@@ -113,7 +115,7 @@ class JSONParser(parsers.JSONParser):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         request = (parser_context or {}).get("request")
         length = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if length and str(length).isdigit() and int(length) > limit:
+        if length and str(length).isascii() and str(length).isdigit() and int(length) > limit:
             raise PayloadTooLarge()
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
@@ -121,11 +123,24 @@ class JSONParser(parsers.JSONParser):
         if not raw.strip():
             return {}
         try:
-            return json.loads(
+            data = json.loads(
                 raw.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
             )
         except (ValueError, UnicodeDecodeError) as exc:
             raise exceptions.ParseError(f"Malformed JSON: {exc}") from None
+        if _has_nul(data):
+            raise exceptions.ParseError("Text may not contain NUL (\\u0000) characters.")
+        return data
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class StrictSerializer(serializers.Serializer):
@@ -160,6 +175,13 @@ class CursorPagination(pagination.CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
     ordering = "-id"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        """A forged or stale cursor is the client's mistake (404 with the error body), not a 500."""
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValueError, TypeError, OverflowError, DjangoValidationError, DataError):
+            raise exceptions.NotFound(self.invalid_cursor_message) from None
 
     def get_ordering(self, request, queryset, view):
         ordering = getattr(view, "ordering", None) or self.ordering

@@ -3,22 +3,25 @@
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from crm.api import error_body
 
 MESSAGES = {
-    400: "Bad request.",
-    403: "You do not have permission to do this.",
-    404: "Not found.",
-    413: "The request body is too large.",
-    500: "Something went wrong on our side.",
+    400: _("Bad request."),
+    403: _("You do not have permission to do this."),
+    404: _("Not found."),
+    413: _("The request body is too large."),
+    500: _("Something went wrong on our side."),
 }
 
 
 def _respond(request, status: int):
     if request.path.startswith("/api/"):
         return JsonResponse(
-            error_body(status, MESSAGES[status], code="server_error" if status == 500 else None),
+            error_body(
+                status, str(MESSAGES[status]), code="server_error" if status == 500 else None
+            ),
             status=status,
         )
     return render(

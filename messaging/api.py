@@ -227,7 +227,7 @@ def _bool_param(request, name: str) -> bool | None:
 
 def _id_list(request, name: str) -> list[int]:
     values = request.query_params.getlist(name)
-    if not all(v.isdigit() for v in values):
+    if not all(v.isascii() and v.isdigit() and len(v) < 19 for v in values):
         raise ValidationError({name: ["Use numeric ids."]})
     return [int(v) for v in values]
 

@@ -94,3 +94,20 @@ def test_an_owner_deletes_the_organization_after_typing_its_address(client, cast
     trace = AuditEvent.objects.get(action="organization.deleted")
     assert trace.organization is None and trace.data["slug"] == "acme"
     assert Organization.objects.filter(slug="bravo").exists()
+
+
+def test_an_admin_saves_the_organizations_settings(client, cast):
+    client.force_login(cast.admin)
+    response = client.post(
+        "/o/acme/settings/",
+        {"name": "Acme Renamed", "timezone": "Asia/Hong_Kong", "default_country": "HK"},
+    )
+    assert response.status_code == 302
+    cast.org_a.refresh_from_db()
+    assert (cast.org_a.name, cast.org_a.timezone, cast.org_a.default_country) == (
+        "Acme Renamed",
+        "Asia/Hong_Kong",
+        "HK",
+    )
+    event = AuditEvent.objects.get(organization=cast.org_a, action="organization.updated")
+    assert event.data["changes"]["timezone"] == ["UTC", "Asia/Hong_Kong"]

@@ -266,3 +266,64 @@ def test_the_schema_and_docs_are_served_without_a_cdn(cast, client):
     assert assets
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+def test_a_session_with_its_csrf_token_may_write(cast):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(cast.owner)
+    client.get("/o/acme/")  # the dashboard sets the csrftoken cookie
+    token = client.cookies["csrftoken"].value
+    response = client.patch(
+        "/api/v1/organization/", {"name": "With token"}, format="json", HTTP_X_CSRFTOKEN=token
+    )
+    assert response.status_code == 200
+    assert response.json()["name"] == "With token"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/members/\u00b2/",  # a superscript two: a digit to str.isdigit, not to PostgreSQL
+        "/api/v1/members/\u0661\u0662/",  # Arabic-Indic digits
+        "/api/v1/members/99999999999999999999999/",
+        "/api/v1/audit-log/?cursor=cD0yMDI2LTAxLTAx",  # a forged cursor: p=2026-01-01
+    ],
+)
+def test_odd_ids_and_forged_cursors_are_client_errors(cast, api, path):
+    response = api(cast.owner).get(path)
+    assert 400 <= response.status_code < 500, response.content[:200]
+    assert_error_body(response, response.status_code)
+
+
+def test_nul_characters_are_refused_everywhere(cast, api, client):
+    owner = api(cast.owner)
+    assert_error_body(owner.get("/api/v1/audit-log/?action=%00"), 400, "malformed")
+    body = json.dumps({"name": "bad\u0000name"})
+    assert_error_body(
+        owner.generic("PATCH", "/api/v1/organization/", body, content_type="application/json"), 400
+    )
+    session = APIClient()
+    session.force_login(cast.owner)
+    assert_error_body(session.get("/api/v1/organization/", HTTP_X_ORGANIZATION="ac\x00me"), 400)
+    client.force_login(cast.owner)
+    assert client.get("/o/acme/audit/?action=%00").status_code == 400
+    assert (
+        client.post(
+            "/o/acme/settings/", {"name": "x\x00y", "timezone": "UTC", "default_country": "US"}
+        ).status_code
+        == 400
+    )
+    cast.org_a.refresh_from_db()
+    assert cast.org_a.name == "Acme Trading"
+
+
+def test_odd_dashboard_ids_are_not_errors(cast, client):
+    client.force_login(cast.owner)
+    assert client.post("/o/acme/settings/transfer/", {"member_id": "\u00b2"}).status_code == 302
+    assert client.get("/o/acme/audit/?before=\u00b2").status_code == 200
+
+
+def test_a_person_in_no_organization_is_told_so(cast):
+    client = APIClient()
+    client.force_login(cast.outsider)
+    assert_error_body(client.get("/api/v1/organization/"), 403)

@@ -167,3 +167,64 @@ def test_transfer_to_a_member_of_another_org_is_not_found(cast, api):
     )
     assert response.status_code == 404
     assert cast.org_b.memberships.get(user=cast.b_member).role == "owner"
+
+
+# A key weaker than its creator acts with the key's role, never the creator's.
+KEY_BELOW_CREATOR = [
+    ("POST", "/api/v1/api-keys/", {"name": "stronger", "role": "owner"}),
+    ("PATCH", "/api/v1/members/{agent}/", {"role": "owner"}),
+    ("POST", "/api/v1/invitations/", {"email": "boss@a.example", "role": "owner"}),
+    ("DELETE", "/api/v1/organization/", {"confirm": "acme"}),
+    ("POST", "/api/v1/organization/transfer-ownership/", {"member_id": "{agent}"}),
+]
+
+
+@pytest.mark.parametrize(
+    "method,path,body", KEY_BELOW_CREATOR, ids=[f"{m} {p}" for m, p, _b in KEY_BELOW_CREATOR]
+)
+def test_an_owners_admin_key_cannot_do_what_only_an_owner_may(cast, method, path, body):
+    from rest_framework.test import APIClient
+
+    agent = cast.org_a.memberships.get(user=cast.agent)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key_for(cast.owner, cast.org_a, 'admin')}")
+    body = {k: (agent.pk if v == "{agent}" else v) for k, v in body.items()}
+    response = client.generic(
+        method,
+        path.replace("{agent}", str(agent.pk)),
+        json.dumps(body),
+        content_type="application/json",
+    )
+    assert response.status_code == 403, response.content[:300]
+    assert cast.org_a.memberships.get(user=cast.agent).role == "agent"
+    assert not ApiKey.objects.filter(role="owner").exists()
+    assert type(cast.org_a).objects.filter(pk=cast.org_a.pk).exists()
+
+
+def test_an_action_through_a_key_is_audited_as_that_key(cast, api):
+    client = api(cast.owner)
+    client.post("/api/v1/api-keys/", {"name": "made by key", "role": "viewer"}, format="json")
+    event = AuditEvent.objects.get(
+        organization=cast.org_a, action="api_key.created", data__role="viewer"
+    )
+    assert event.actor == cast.owner and event.api_key is not None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: type(m).objects.filter(pk=m.pk).update(is_active=False),
+        lambda m: type(m).objects.filter(pk=m.pk).delete(),
+        lambda m: type(m.user).objects.filter(pk=m.user_id).update(is_active=False),
+        lambda m: type(m).objects.filter(pk=m.pk).update(role="viewer"),
+    ],
+    ids=["membership deactivated", "membership deleted", "account disabled", "demoted to viewer"],
+)
+def test_a_key_follows_its_creators_live_access_however_it_changed(cast, change):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key_for(cast.admin, cast.org_a)}")
+    assert client.get("/api/v1/api-keys/").status_code == 200
+    change(cast.org_a.memberships.get(user=cast.admin))  # outside the services (admin, a script)
+    assert client.get("/api/v1/api-keys/").status_code in (401, 403)
