@@ -39,6 +39,7 @@ urlpatterns = [
     path("invitations/<str:token>/", account_views.invitation_accept, name="invitation-accept"),
     path("orgs/new/", account_views.organization_create, name="organization-create"),
     path("o/<slug:org_slug>/", include("accounts.urls")),
+    path("o/<slug:org_slug>/", include("messaging.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("crm.api_urls")),
 ]

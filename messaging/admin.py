@@ -1,6 +1,8 @@
 from django.contrib import admin
 
 from messaging.models import (
+    BulkJob,
+    BulkJobItem,
     Contact,
     ContactAlias,
     ContactGroup,
@@ -10,6 +12,8 @@ from messaging.models import (
     ContactSearchTerm,
     ContactTag,
     CustomField,
+    ImportColumnMemory,
+    ImportJob,
     Tag,
 )
 
@@ -114,3 +118,49 @@ class CustomFieldAdmin(admin.ModelAdmin):
     list_display = ["label", "key", "type", "organization"]
     list_filter = ["organization", "type"]
     search_fields = ["label", "key"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "original_name",
+        "state",
+        "processed_rows",
+        "total_rows",
+        "error_count",
+        "organization",
+        "created_at",
+    ]
+    list_filter = ["organization", "state"]
+    search_fields = ["original_name", "token"]
+    readonly_fields = ["token", "created_at", "started_at", "finished_at"]
+
+
+@admin.register(ImportColumnMemory)
+class ImportColumnMemoryAdmin(admin.ModelAdmin):
+    list_display = ["header", "field", "organization", "updated_at"]
+    list_filter = ["organization"]
+    search_fields = ["header", "field"]
+
+
+@admin.register(BulkJob)
+class BulkJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "action",
+        "state",
+        "processed",
+        "total",
+        "affected",
+        "organization",
+        "created_at",
+    ]
+    list_filter = ["organization", "action", "state"]
+    search_fields = ["action"]
+
+
+@admin.register(BulkJobItem)
+class BulkJobItemAdmin(admin.ModelAdmin):
+    list_display = ["job", "contact_id", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["contact_id"]
+    raw_id_fields = ["job"]

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
-from crm.errors import NotFound
+from crm.errors import ApplicationError, NotFound
 from messaging.models import (
     Contact,
     ContactGroup,
@@ -27,7 +27,7 @@ from messaging.models import (
     IdentityKind,
     Tag,
 )
-from messaging.selectors import contact_list
+from messaging.selectors import contact_filters_from_params, contact_list
 from messaging.services import contacts as services
 
 # --- Serializers --------------------------------------------------------------------------------
@@ -214,40 +214,11 @@ def _contact_queryset(queryset):
     )
 
 
-def _bool_param(request, name: str) -> bool | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in {"true", "1", "yes"}:
-        return True
-    if raw.lower() in {"false", "0", "no"}:
-        return False
-    raise ValidationError({name: ["Use true or false."]})
-
-
-def _id_list(request, name: str) -> list[int]:
-    values = request.query_params.getlist(name)
-    if not all(v.isascii() and v.isdigit() and len(v) < 19 for v in values):
-        raise ValidationError({name: ["Use numeric ids."]})
-    return [int(v) for v in values]
-
-
 def contact_filters_from_query(request) -> dict:
-    """The filters shared by list, export and bulk actions: q, tag, group, favorite, status,
-    opted_out and ``cf.<key>=<value>`` for custom fields."""
-    status_value = request.query_params.get("status") or None
-    if status_value and status_value not in ContactStatus.values:
-        raise ValidationError({"status": ["Choose active, blocked or invalid."]})
-    custom = {k[3:]: v for k, v in request.query_params.items() if k.startswith("cf.") and k[3:]}
-    return {
-        "query": request.query_params.get("q", ""),
-        "tag_ids": _id_list(request, "tag"),
-        "group_ids": _id_list(request, "group"),
-        "favorite": _bool_param(request, "favorite"),
-        "status": status_value,
-        "opted_out": _bool_param(request, "opted_out"),
-        "custom": custom,
-    }
+    try:
+        return contact_filters_from_params(request.query_params)
+    except ApplicationError as exc:
+        raise ValidationError(exc.fields) from None
 
 
 CONTACT_FILTER_PARAMS = [

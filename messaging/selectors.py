@@ -18,10 +18,18 @@ from django.db.models import (
     Value,
     When,
 )
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organization
 from accounts.tenancy import scoped
-from messaging.models import Contact, ContactGroupMember, ContactSearchTerm, ContactTag
+from crm.errors import ApplicationError
+from messaging.models import (
+    Contact,
+    ContactGroupMember,
+    ContactSearchTerm,
+    ContactStatus,
+    ContactTag,
+)
 from messaging.text import digits, fold
 
 PHONE_ENDING_MIN_DIGITS = 4
@@ -103,3 +111,46 @@ def contact_list(
     for key, value in (custom or {}).items():
         contacts = contacts.filter(**{f"custom_fields__{key}": value})
     return contacts
+
+
+def contact_filters_from_params(params) -> dict:
+    """Filters named in a query string (a QueryDict) → keyword arguments of ``contact_list``.
+
+    Shared by the API, the dashboard, exports and bulk actions: ``q``, ``tag`` and ``group``
+    (repeatable ids), ``favorite``, ``status``, ``opted_out`` and ``cf.<key>=<value>``.
+    """
+    errors: dict[str, list[str]] = {}
+
+    def ids(name: str) -> list[int]:
+        values = [v for v in params.getlist(name) if v != ""]
+        if not all(v.isascii() and v.isdigit() and len(v) < 19 for v in values):
+            errors[name] = [str(_("Use numeric ids."))]
+            return []
+        return [int(v) for v in values]
+
+    def boolean(name: str) -> bool | None:
+        raw = (params.get(name) or "").lower()
+        if raw == "":
+            return None
+        if raw in {"true", "1", "yes", "on"}:
+            return True
+        if raw in {"false", "0", "no", "off"}:
+            return False
+        errors[name] = [str(_("Use true or false."))]
+        return None
+
+    status = params.get("status") or None
+    if status and status not in ContactStatus.values:
+        errors["status"] = [str(_("Choose active, blocked or invalid."))]
+    filters = {
+        "query": (params.get("q") or "")[:200],
+        "tag_ids": ids("tag"),
+        "group_ids": ids("group"),
+        "favorite": boolean("favorite"),
+        "status": status,
+        "opted_out": boolean("opted_out"),
+        "custom": {k[3:]: v for k, v in params.items() if k.startswith("cf.") and k[3:]},
+    }
+    if errors:
+        raise ApplicationError(str(_("Some filters are not valid.")), fields=errors)
+    return filters

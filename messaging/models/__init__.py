@@ -13,8 +13,19 @@ from messaging.models.contacts import (
     IdentityKind,
     Tag,
 )
+from messaging.models.jobs import (
+    BulkAction,
+    BulkJob,
+    BulkJobItem,
+    ImportColumnMemory,
+    ImportJob,
+    JobState,
+)
 
 __all__ = [
+    "BulkAction",
+    "BulkJob",
+    "BulkJobItem",
     "Contact",
     "ContactAlias",
     "ContactGroup",
@@ -27,5 +38,8 @@ __all__ = [
     "CustomField",
     "CustomFieldType",
     "IdentityKind",
+    "ImportColumnMemory",
+    "ImportJob",
+    "JobState",
     "Tag",
 ]

@@ -1,0 +1,5 @@
+"""Dashboard routes of the address book, mounted under /o/<org_slug>/."""
+
+from messaging.views import bulk, contacts, imports
+
+urlpatterns = [*contacts.urlpatterns, *imports.urlpatterns, *bulk.urlpatterns]

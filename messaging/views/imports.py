@@ -1,0 +1,3 @@
+"""Dashboard views (placeholder: filled by the address book work)."""
+
+urlpatterns: list = []
