@@ -6,6 +6,8 @@ from rest_framework.routers import SimpleRouter
 
 from accounts import api as accounts_api
 from messaging import api as messaging_api
+from messaging import api_bulk as messaging_api_bulk
+from messaging import api_imports as messaging_api_imports
 
 router = SimpleRouter(trailing_slash=True)
 router.register("members", accounts_api.MemberViewSet, basename="member")
@@ -27,6 +29,8 @@ urlpatterns = [
         accounts_api.TransferOwnershipView.as_view(),
         name="api-organization-transfer",
     ),
+    *messaging_api_bulk.urlpatterns,  # before the router: contacts/bulk/ is not a contact id
+    *messaging_api_imports.urlpatterns,  # before the router: contacts/export/ is not an id
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

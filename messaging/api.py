@@ -444,6 +444,9 @@ class TagViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         )
         return Response(TagSerializer(tag).data)
 
+    def perform_destroy(self, instance):
+        services.tag_delete(organization=self.request.organization, tag=instance)
+
 
 class GroupViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     """Contact groups; members are added and removed by id lists."""
@@ -470,6 +473,9 @@ class GroupViewSet(TenantAPIMixin, viewsets.ModelViewSet):
             organization=request.organization, group=self.get_object(), **data.validated_data
         )
         return Response(GroupSerializer(group).data)
+
+    def perform_destroy(self, instance):
+        services.group_delete(organization=self.request.organization, group=instance)
 
     @extend_schema(request=GroupMembersSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"], url_path="add-members")

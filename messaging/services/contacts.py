@@ -72,7 +72,7 @@ def custom_field_values_clean(
             cleaned[key] = None
             continue
         try:
-            cleaned[key] = _coerce(field, raw)
+            cleaned[key] = coerce_custom_value(field, raw)
         except ValueError as exc:
             errors[f"custom_fields.{key}"] = [str(exc)]
     if errors:
@@ -80,7 +80,8 @@ def custom_field_values_clean(
     return cleaned
 
 
-def _coerce(field: CustomField, raw):
+def coerce_custom_value(field: CustomField, raw):
+    """One custom field value, typed; ``ValueError`` with a readable message if it does not fit."""
     if field.type == CustomFieldType.TEXT:
         text = str(raw)
         if len(text) > 1000:
@@ -245,6 +246,12 @@ def tag_update(
     return tag
 
 
+@transaction.atomic
+def tag_delete(*, organization: Organization, tag: Tag) -> None:
+    """Delete a tag; its links to contacts go with it, the contacts stay."""
+    Tag.objects.filter(organization=organization, pk=tag.pk).delete()
+
+
 def groups_get_or_create(*, organization: Organization, names: Iterable[str]) -> list[ContactGroup]:
     groups = []
     for raw in names:
@@ -294,6 +301,12 @@ def group_update(
         group.description = description
     group.save()
     return group
+
+
+@transaction.atomic
+def group_delete(*, organization: Organization, group: ContactGroup) -> None:
+    """Delete a group; its memberships go with it, the contacts stay."""
+    ContactGroup.objects.filter(organization=organization, pk=group.pk).delete()
 
 
 @transaction.atomic

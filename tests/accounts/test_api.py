@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
@@ -307,12 +308,15 @@ def test_nul_characters_are_refused_everywhere(cast, api, client):
     assert_error_body(session.get("/api/v1/organization/", HTTP_X_ORGANIZATION="ac\x00me"), 400)
     client.force_login(cast.owner)
     assert client.get("/o/acme/audit/?action=%00").status_code == 400
-    assert (
-        client.post(
-            "/o/acme/settings/", {"name": "x\x00y", "timezone": "UTC", "default_country": "US"}
-        ).status_code
-        == 400
+    form = {"name": "x\x00y", "timezone": "UTC", "default_country": "US"}
+    encoded = urlencode(form)
+    as_urlencoded = client.post(
+        "/o/acme/settings/", encoded, content_type="application/x-www-form-urlencoded"
     )
+    assert as_urlencoded.status_code == 400
+    assert (
+        client.post("/o/acme/settings/", form).status_code == 200
+    )  # multipart: the form refuses it
     cast.org_a.refresh_from_db()
     assert cast.org_a.name == "Acme Trading"
 

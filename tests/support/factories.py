@@ -80,3 +80,45 @@ def a_custom_field(cast: Cast) -> CustomField:
     return contact_services.custom_field_define(
         organization=cast.org_a, key="acme_field", label="Acme field", type="text"
     )
+
+
+# --- messaging: bulk actions --------------------------------------------------------------------
+
+from messaging.models import BulkJob  # noqa: E402 - appended section keeps its own import
+from messaging.services import bulk as bulk_services  # noqa: E402
+
+
+@sweep_factory(BulkJob)
+def a_bulk_job(cast: Cast) -> BulkJob:
+    """A finished tag job over one contact of A (undoable, so every bulk-job route answers)."""
+    contact = contact_services.contact_create(organization=cast.org_a, data={"name": "Acme Bulk"})
+    job = bulk_services.bulk_start(
+        organization=cast.org_a,
+        actor=cast.owner,
+        action="tag",
+        params={"tag": "acme-bulk-tag"},
+        ids=[contact.pk],
+    )
+    bulk_services.bulk_run(job.pk)
+    return BulkJob.objects.get(pk=job.pk)
+
+
+# --- messaging: CSV imports ---------------------------------------------------------------------
+
+from messaging.models import ImportJob  # noqa: E402 - appended section keeps its own import
+
+
+@sweep_factory(ImportJob)
+def an_import(cast: Cast) -> ImportJob:
+    """A small draft import of organization A (uploaded, mapping proposed, not started)."""
+    import io
+
+    from messaging.services.imports import import_upload
+
+    data = b"name,phone\nAcme Importee,+447700900777\n"
+    return import_upload(
+        organization=cast.org_a,
+        actor=cast.owner,
+        fileobj=io.BytesIO(data),
+        filename="acme-contacts.csv",
+    )

@@ -1,0 +1,1271 @@
+"""CSV import of the address book: upload → mapping (remembered) → preview → background run.
+
+The stored file is streamed at every step (never read whole into memory): ``import_upload`` copies
+the upload into ``default_storage`` with a size cap, ``import_preview`` parses the first rows and
+``import_run`` (called by ``messaging.tasks.run_import``) walks the file in batches of
+``BATCH_SIZE`` rows, each batch one transaction of bulk statements: phones normalized with the
+organization's default country, existing contacts matched by phone identity (one query per batch),
+new contacts created with ``bulk_create``, matches merged (incoming values win only with
+``overwrite``; tags, groups and aliases are unioned), search terms rebuilt in bulk. Bad rows go to a
+per-row error report (the original cells + row number + reason). Progress is pushed to the
+organization's dashboards after each batch commits.
+
+Row numbers are those of a spreadsheet: the header is row 1, the first data row is row 2 (a record
+with a quoted line break still counts as one row).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.core.files.uploadhandler import FileUploadHandler
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from accounts.models import Organization, User
+from crm.errors import ApplicationError
+from crm.live import org_group, push
+from messaging.models import (
+    Contact,
+    ContactAlias,
+    ContactGroupMember,
+    ContactIdentity,
+    ContactSearchTerm,
+    ContactStatus,
+    ContactTag,
+    CustomField,
+    IdentityKind,
+    ImportColumnMemory,
+    ImportJob,
+    JobState,
+)
+from messaging.services.contacts import (
+    coerce_custom_value,
+    groups_get_or_create,
+    search_terms_rebuild,
+    tags_get_or_create,
+)
+from messaging.text import InvalidPhone, fold, normalize_phone
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+SAMPLE_BYTES = 64 * 1024
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+MAX_HEADERS = 200
+FIELD_SIZE_LIMIT = 100_000  # one cell; a runaway quote is a row error, not the rest of the file
+
+# Target fields of a mapping ("" = skip the column; "cf.<key>" = a custom field).
+FIELDS = (
+    "name",
+    "notify_name",
+    "verified_name",
+    "phone",
+    "phone_2",
+    "email",
+    "aliases",
+    "tags",
+    "groups",
+    "favorite",
+    "status",
+    "opted_out",
+)
+MULTI_FIELDS = {"phone_2", "aliases", "tags", "groups"}  # several columns may feed them
+LIST_SPLIT = re.compile(r"[;|]")
+TAG_SPLIT = re.compile(r"[;|,]")
+ENCODING_CHOICES = ("utf-8", "utf-16", "big5", "gb18030", "shift_jis", "cp1252", "latin-1")
+
+# Folded header (see ``_header_key``) → field.
+HEADER_GUESSES: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "name",
+            "full name",
+            "fullname",
+            "contact name",
+            "contact",
+            "display name",
+            "姓名",
+            "名稱",
+            "名字",
+            "名称",
+        ],
+        "name",
+    ),
+    **dict.fromkeys(
+        ["notify", "notify name", "push name", "pushname", "whatsapp name", "wa name"],
+        "notify_name",
+    ),
+    **dict.fromkeys(["verified name", "business name", "verified business name"], "verified_name"),
+    **dict.fromkeys(
+        [
+            "phone",
+            "phone number",
+            "phonenumber",
+            "mobile",
+            "mobile number",
+            "mobile phone",
+            "cell",
+            "cell phone",
+            "whatsapp",
+            "whatsapp number",
+            "number",
+            "msisdn",
+            "tel",
+            "telephone",
+            "jid",
+            "wa id",
+            "電話",
+            "手機",
+            "电话",
+            "手机",
+        ],
+        "phone",
+    ),
+    **dict.fromkeys(
+        [
+            "other phones",
+            "other phone",
+            "phone 2",
+            "phone2",
+            "secondary phone",
+            "alternate phone",
+            "alternative phone",
+            "mobile 2",
+            "phones",
+        ],
+        "phone_2",
+    ),
+    **dict.fromkeys(["email", "e mail", "email address", "mail"], "email"),
+    **dict.fromkeys(["alias", "aliases", "nickname", "nicknames", "nick", "aka"], "aliases"),
+    **dict.fromkeys(["tag", "tags", "label", "labels"], "tags"),
+    **dict.fromkeys(["group", "groups", "list", "lists"], "groups"),
+    **dict.fromkeys(["favorite", "favourite", "starred", "fav", "star"], "favorite"),
+    **dict.fromkeys(["status", "contact status"], "status"),
+    **dict.fromkeys(
+        ["opted out", "opted out at", "opt out", "optout", "unsubscribed", "do not contact"],
+        "opted_out",
+    ),
+}
+
+TRUE_WORDS = {"true", "yes", "y", "1", "x", "on", "是"}
+FALSE_WORDS = {"false", "no", "n", "0", "off", "否", ""}
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class UploadTooLarge(ApplicationError):
+    status = 413
+    code = "too_large"
+
+
+def max_upload_bytes() -> int:
+    return int(getattr(settings, "PARLEY_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def _too_large() -> UploadTooLarge:
+    limit_mb = max_upload_bytes() // (1024 * 1024)
+    return UploadTooLarge(
+        _("That file is too large: imports take files up to %(mb)d MB.") % {"mb": limit_mb},
+        fields={"file": [_("At most %(mb)d MB.") % {"mb": limit_mb}]},
+    )
+
+
+class CappedUploadHandler(FileUploadHandler):
+    """Aborts a multipart upload as soon as it passes the import cap (before it fills a disk).
+
+    Put first in ``request.upload_handlers`` before the body is read; it passes data through.
+    """
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > max_upload_bytes():
+            raise _too_large()
+        return raw_data
+
+    def file_complete(self, file_size: int):
+        return None
+
+
+# --- Cells --------------------------------------------------------------------------------------
+
+
+def neutralize(cell: str) -> str:
+    """Export side: a cell a spreadsheet would run as a formula gets one leading ``'``.
+
+    Cells already starting with ``'`` before a trigger get one more, so ``unneutralize`` is the
+    exact inverse and export → import is lossless.
+    """
+    if cell and cell.lstrip("'").startswith(FORMULA_TRIGGERS):
+        return "'" + cell
+    return cell
+
+
+def unneutralize(cell: str) -> str:
+    """Import side: strip exactly one leading ``'`` when what follows starts with = + - @."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_TRIGGERS):
+        return cell[1:]
+    return cell
+
+
+def _header_key(header: str) -> str:
+    text = fold(header)
+    if text.startswith("cf."):
+        return text
+    return " ".join(re.sub(r"[_\-./:]+", " ", text).split())
+
+
+# --- Encoding, delimiter, header -----------------------------------------------------------------
+
+
+def _plausible_big5(text: str) -> bool:
+    """Decoded text whose non-ASCII characters are (nearly) all CJK: Big5, not a Latin encoding."""
+    others = [ch for ch in text if ord(ch) > 127]
+    if not others:
+        return False
+    cjk = sum(
+        1
+        for ch in others
+        if "\u4e00" <= ch <= "\u9fff"
+        or "\u3400" <= ch <= "\u4dbf"
+        or "\u3000" <= ch <= "\u303f"
+        or "\uff00" <= ch <= "\uffef"
+    )
+    return cjk / len(others) >= 0.95
+
+
+def _decodes(sample: bytes, encoding: str) -> str | None:
+    try:
+        return codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def detect_encoding(sample: bytes) -> str:
+    """BOM → utf-8-sig / utf-16; else UTF-8 if the sample decodes; else Big5 if it decodes to CJK;
+    else cp1252 (latin-1 when even cp1252 refuses a byte)."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    head = sample[:2000]
+    if len(head) >= 4 and head[1::2].count(0) > len(head) // 4 and head[0::2].count(0) == 0:
+        return "utf-16-le"
+    if len(head) >= 4 and head[0::2].count(0) > len(head) // 4 and head[1::2].count(0) == 0:
+        return "utf-16-be"
+    if _decodes(sample, "utf-8") is not None:
+        return "utf-8"
+    text = _decodes(sample, "big5")
+    if text is not None and _plausible_big5(text):
+        return "big5"
+    if _decodes(sample, "cp1252") is not None:
+        return "cp1252"
+    return "latin-1"
+
+
+def _chosen_encoding(choice: str, sample: bytes) -> str:
+    choice = (choice or "").strip().lower()
+    try:
+        name = codecs.lookup(choice).name
+    except LookupError:
+        raise ApplicationError(
+            _("Unknown encoding."),
+            fields={"encoding": [_("Choose one of: %(c)s.") % {"c": ", ".join(ENCODING_CHOICES)}]},
+        ) from None
+    if name == "utf-8" and sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if name in {"utf-16-le", "utf-16-be"} and sample.startswith(
+        (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    ):
+        return "utf-16"
+    return name
+
+
+def detect_delimiter(text: str) -> str:
+    lines = text.splitlines()[:20]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines)[:16384], delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _unique_headers(raw: list[str]) -> list[str]:
+    headers, seen = [], {}
+    for index, cell in enumerate(raw[:MAX_HEADERS], start=1):
+        header = " ".join(unneutralize(cell).split())[:200] or _("column %(n)d") % {"n": index}
+        if header in seen:
+            seen[header] += 1
+            header = f"{header} ({seen[header]})"
+        else:
+            seen[header] = 1
+        headers.append(header)
+    return headers
+
+
+# --- Upload and mapping --------------------------------------------------------------------------
+
+
+class _CappedFile(File):
+    """Passes reads through, counting bytes; past the cap it raises (the storage write stops)."""
+
+    def __init__(self, fileobj, limit: int):
+        super().__init__(fileobj)
+        self.limit = limit
+        self.count = 0
+        self.sample = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _too_large()
+        if len(self.sample) < SAMPLE_BYTES:
+            self.sample += data[: SAMPLE_BYTES - len(self.sample)]
+        return data
+
+    def chunks(self, chunk_size: int | None = None):
+        while True:
+            data = self.read(chunk_size or self.DEFAULT_CHUNK_SIZE)
+            if not data:
+                return
+            yield data
+
+    @property
+    def size(self) -> int:  # storage backends may ask; the real size is known only at the end
+        return self.count
+
+
+def import_upload(
+    *,
+    organization: Organization,
+    actor: User | None,
+    fileobj,
+    filename: str,
+    encoding: str | None = None,
+) -> ImportJob:
+    """Store an uploaded CSV (streamed, capped at ``PARLEY_IMPORT_MAX_BYTES``), detect its encoding
+    and delimiter, read its header row and propose a mapping. Returns a draft ImportJob."""
+    declared = getattr(fileobj, "size", None)
+    if isinstance(declared, int) and declared > max_upload_bytes():
+        raise _too_large()
+    if hasattr(fileobj, "seek"):
+        with contextlib.suppress(OSError, ValueError):
+            fileobj.seek(0)
+    job = ImportJob(
+        organization=organization,
+        created_by=actor,
+        token=secrets.token_hex(16),
+        original_name=(filename or "contacts.csv")[:255],
+    )
+    capped = _CappedFile(fileobj, max_upload_bytes())
+    name = job.upload.field.generate_filename(job, job.original_name)
+    try:
+        stored = default_storage.save(name, capped)
+    except UploadTooLarge:
+        _delete_quietly(name)
+        raise
+    job.upload.name = stored
+    job.size_bytes = capped.count
+    try:
+        _inspect(job, capped.sample, encoding)
+        job.mapping = _propose_mapping(organization, job.headers)
+        job.save()
+    except BaseException:
+        _delete_quietly(stored)
+        raise
+    return job
+
+
+def _delete_quietly(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except Exception:  # a leftover partial file is harmless; the upload error is what matters
+        logger.warning("could not delete %s", name, exc_info=True)
+
+
+def _inspect(job: ImportJob, sample: bytes, encoding: str | None) -> None:
+    if not sample.strip(b"\x00\r\n\t \xef\xbb\xbf\xff\xfe"):
+        raise ApplicationError(
+            _("That file is empty."), code="empty_file", fields={"file": [_("The file is empty.")]}
+        )
+    job.encoding = _chosen_encoding(encoding, sample) if encoding else detect_encoding(sample)
+    text = codecs.getincrementaldecoder(job.encoding)(errors="replace").decode(sample)
+    job.delimiter = detect_delimiter(text)
+    with _open_rows(job) as rows:
+        first = next(rows, None)
+    if first is None or first[1] is None or not any(c.strip() for c in first[1]):
+        raise ApplicationError(
+            _("The first row must name the columns."),
+            code="no_header",
+            fields={"file": [_("No header row found.")]},
+        )
+    job.headers = _unique_headers(first[1])
+
+
+def _propose_mapping(organization: Organization, headers: list[str]) -> dict[str, str]:
+    keys = {header: _header_key(header) for header in headers}
+    remembered = dict(
+        ImportColumnMemory.objects.filter(
+            organization=organization, header__in=[k[:200] for k in keys.values()]
+        ).values_list("header", "field")
+    )
+    custom = {}
+    for definition in CustomField.objects.filter(organization=organization).only("key", "label"):
+        target = f"cf.{definition.key}"
+        custom[_header_key(definition.key)] = target
+        custom[_header_key(definition.label)] = target
+        custom[f"cf.{definition.key.lower()}"] = target
+    valid = set(FIELDS) | set(custom.values()) | {""}
+    mapping, taken = {}, set()
+    for header, key in keys.items():
+        if key[:200] in remembered and remembered[key[:200]] in valid:
+            guess = remembered[key[:200]]
+        else:
+            guess = HEADER_GUESSES.get(key) or custom.get(key, "")
+        if guess and guess not in MULTI_FIELDS and guess in taken:
+            guess = ""
+        taken.add(guess)
+        mapping[header] = guess
+    return mapping
+
+
+def _valid_fields(organization: Organization) -> set[str]:
+    keys = CustomField.objects.filter(organization=organization).values_list("key", flat=True)
+    return set(FIELDS) | {f"cf.{k}" for k in keys} | {""}
+
+
+def _clean_mapping(organization: Organization, job: ImportJob, mapping) -> dict[str, str]:
+    if not isinstance(mapping, dict):
+        raise ApplicationError(
+            _("The mapping must be an object."), fields={"mapping": [_("Expected an object.")]}
+        )
+    valid = _valid_fields(organization)
+    errors: dict[str, list[str]] = {}
+    cleaned: dict[str, str] = {}
+    for header, target in mapping.items():
+        target = target or ""
+        if header not in job.headers:
+            errors[f"mapping.{header}"] = [_("No such column in the file.")]
+        elif not isinstance(target, str) or target not in valid:
+            errors[f"mapping.{header}"] = [_("Unknown field.")]
+        else:
+            cleaned[header] = target
+    counts: dict[str, int] = {}
+    for target in cleaned.values():
+        counts[target] = counts.get(target, 0) + 1
+    for header, target in cleaned.items():
+        if target and target not in MULTI_FIELDS and counts[target] > 1:
+            errors[f"mapping.{header}"] = [_("Another column is mapped to this field too.")]
+    if not errors and "phone" not in cleaned.values():
+        errors["mapping"] = [_("Map one column to the phone number: contacts are matched by it.")]
+    if errors:
+        raise ApplicationError(_("The mapping is not valid."), fields=errors)
+    return {header: cleaned.get(header, "") for header in job.headers}
+
+
+def _clean_options(organization: Organization, options) -> dict:
+    options = options or {}
+    if not isinstance(options, dict):
+        raise ApplicationError(
+            _("The options must be an object."), fields={"options": [_("Expected an object.")]}
+        )
+    unknown = set(options) - {"overwrite", "add_tags", "add_groups"}
+    if unknown:
+        raise ApplicationError(
+            _("Unknown options."), fields={f"options.{k}": [_("Unknown option.")] for k in unknown}
+        )
+
+    def names(key: str) -> list[str]:
+        value = options.get(key) or []
+        if isinstance(value, str):
+            value = TAG_SPLIT.split(value)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ApplicationError(
+                _("The options are not valid."), fields={f"options.{key}": [_("A list of names.")]}
+            )
+        cleaned = [" ".join(v.split()) for v in value if v.strip()]
+        if any(len(v) > 60 for v in cleaned):
+            raise ApplicationError(
+                _("The options are not valid."),
+                fields={f"options.{key}": [_("At most 60 characters each.")]},
+            )
+        return cleaned
+
+    return {
+        "overwrite": bool(options.get("overwrite", False)),
+        "add_tags": names("add_tags"),
+        "add_groups": names("add_groups"),
+    }
+
+
+@transaction.atomic
+def import_set_mapping(
+    *, organization: Organization, job: ImportJob, mapping: dict, options: dict | None = None
+) -> ImportJob:
+    """Validate and store the mapping (header → field) and options (overwrite, add_tags,
+    add_groups) of a draft import; remember each header's field for the organization's next file."""
+    if job.state != JobState.DRAFT:
+        raise ApplicationError(
+            _("This import has started; its mapping cannot change."), code="not_draft"
+        )
+    job.mapping = _clean_mapping(organization, job, mapping)
+    job.options = _clean_options(organization, options)
+    job.save(update_fields=["mapping", "options"])
+    now = timezone.now()
+    ImportColumnMemory.objects.bulk_create(
+        [
+            ImportColumnMemory(
+                organization=organization,
+                header=_header_key(header)[:200],
+                field=target,
+                updated_at=now,
+            )
+            for header, target in job.mapping.items()
+            if _header_key(header)
+        ],
+        update_conflicts=True,
+        unique_fields=["organization", "header"],
+        update_fields=["field", "updated_at"],
+    )
+    return job
+
+
+# --- Reading rows --------------------------------------------------------------------------------
+
+
+class _Rows:
+    """Context manager over ``(row_number, cells | None, error | None)`` of the stored file."""
+
+    def __init__(self, job: ImportJob):
+        self.job = job
+
+    def __enter__(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
+        self.raw = default_storage.open(self.job.upload.name, "rb")
+        self.text = io.TextIOWrapper(
+            _Readable(self.raw), encoding=self.job.encoding, errors="replace", newline=""
+        )
+        return self._iterate()
+
+    def __exit__(self, *exc) -> None:
+        self.text.close()
+        self.raw.close()
+
+    def _iterate(self):
+        reader = csv.reader(self.text, delimiter=self.job.delimiter or ",", strict=False)
+        number = 0
+        while True:
+            number += 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield number, None, _("Broken CSV (%(error)s).") % {"error": exc}
+                continue
+            yield number, cells, None
+
+
+class _Readable(io.RawIOBase):
+    """A storage file as a raw stream TextIOWrapper can buffer (S3 files are not io objects)."""
+
+    def __init__(self, fileobj):
+        self.fileobj = fileobj
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.fileobj.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _open_rows(job: ImportJob) -> _Rows:
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
+    return _Rows(job)
+
+
+@dataclass
+class ParsedRow:
+    number: int
+    cells: list[str]
+    values: dict = field(default_factory=dict)  # scalars: name, notify_name, ..., status, favorite
+    phones: list[str] = field(default_factory=list)  # primary first
+    aliases: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    custom: dict = field(default_factory=dict)
+    opted_out_at: dt.datetime | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class RowParser:
+    """Turns the cells of one row into a ParsedRow (no database access: definitions are loaded
+    once)."""
+
+    def __init__(self, organization: Organization, job: ImportJob):
+        self.country = organization.default_country
+        self.columns = [(i, job.mapping.get(h, "")) for i, h in enumerate(job.headers)]
+        self.columns = [(i, target) for i, target in self.columns if target]
+        self.width = len(job.headers)
+        self.definitions = {f.key: f for f in CustomField.objects.filter(organization=organization)}
+        self.now = timezone.now()
+
+    def parse(self, number: int, cells: list[str]) -> ParsedRow:
+        row = ParsedRow(number=number, cells=cells)
+        if not cells or not any(c.strip() for c in cells):
+            row.problems.append(_("Empty row."))
+            return row
+        if len(cells) != self.width and not (
+            len(cells) > self.width and not any(c.strip() for c in cells[self.width :])
+        ):
+            row.problems.append(
+                _("Expected %(want)d columns, found %(got)d.")
+                % {"want": self.width, "got": len(cells)}
+            )
+            return row
+        if any("\ufffd" in c for c in cells):
+            row.problems.append(_("Some bytes are not valid in the file's encoding."))
+            return row
+        for index, target in self.columns:
+            raw = unneutralize(cells[index].strip()) if index < len(cells) else ""
+            raw = raw.strip()
+            if raw:
+                self._apply(row, target, raw)
+        if not row.phones:
+            row.problems.append(_("No phone number."))
+        row.phones = list(dict.fromkeys(row.phones))
+        return row
+
+    def _apply(self, row: ParsedRow, target: str, raw: str) -> None:
+        if target in {"name", "notify_name", "verified_name"}:
+            if len(raw) > 200:
+                row.problems.append(_("%(field)s: at most 200 characters.") % {"field": target})
+            else:
+                row.values[target] = raw
+        elif target == "phone":
+            self._phone(row, raw, primary=True)
+        elif target == "phone_2":
+            for part in LIST_SPLIT.split(raw):
+                if part.strip():
+                    self._phone(row, part.strip(), primary=False)
+        elif target == "email":
+            email = raw.lower()
+            try:
+                validate_email(email)
+            except ValidationError:
+                row.problems.append(_("Email “%(v)s” is not valid.") % {"v": raw})
+            else:
+                row.values["email"] = email
+        elif target == "aliases":
+            for part in LIST_SPLIT.split(raw):
+                alias = " ".join(part.strip().split())[:100]
+                if alias:
+                    row.aliases.append(alias)
+        elif target in {"tags", "groups"}:
+            limit = 60 if target == "tags" else 120
+            names = getattr(row, target)
+            for part in TAG_SPLIT.split(raw):
+                name = " ".join(part.strip().split())
+                if len(name) > limit:
+                    row.problems.append(
+                        _("%(field)s: “%(v)s” is longer than %(n)d characters.")
+                        % {"field": target, "v": name[:30], "n": limit}
+                    )
+                elif name:
+                    names.append(name)
+        elif target == "favorite":
+            flag = _boolean(raw)
+            if flag is None:
+                row.problems.append(_("Favorite: enter yes or no, not “%(v)s”.") % {"v": raw})
+            else:
+                row.values["favorite"] = flag
+        elif target == "status":
+            status = raw.lower()
+            if status not in ContactStatus.values:
+                row.problems.append(
+                    _("Status “%(v)s” is unknown (active, blocked or invalid).") % {"v": raw}
+                )
+            else:
+                row.values["status"] = status
+        elif target == "opted_out":
+            try:
+                when = parse_datetime(raw) if not raw.isdigit() else None
+            except ValueError:
+                when = None
+            if when is not None:
+                row.opted_out_at = when if timezone.is_aware(when) else timezone.make_aware(when)
+            else:
+                flag = _boolean(raw)
+                if flag is None:
+                    row.problems.append(
+                        _("Opted out: enter yes, no or a date and time, not “%(v)s”.") % {"v": raw}
+                    )
+                elif flag:
+                    row.opted_out_at = self.now
+        elif target.startswith("cf."):
+            key = target[3:]
+            definition = self.definitions.get(key)
+            if definition is None:
+                row.problems.append(_("Unknown custom field “%(k)s”.") % {"k": key})
+                return
+            try:
+                row.custom[key] = coerce_custom_value(definition, raw)
+            except ValueError as exc:
+                row.problems.append(f"{definition.label}: {exc}")
+
+    def _phone(self, row: ParsedRow, raw: str, *, primary: bool) -> None:
+        try:
+            value = normalize_phone(raw, default_country=self.country)
+        except InvalidPhone:
+            row.problems.append(_("Phone “%(v)s” is not a number we can read.") % {"v": raw})
+            return
+        if primary:
+            row.phones.insert(0, value)
+        else:
+            row.phones.append(value)
+
+
+def _boolean(raw: str) -> bool | None:
+    text = raw.strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    return None
+
+
+# --- Preview -------------------------------------------------------------------------------------
+
+
+def import_preview(*, organization: Organization, job: ImportJob, rows: int = 20) -> dict:
+    """The first ``rows`` rows as they would be imported, with the problems of each."""
+    parser = RowParser(organization, job)
+    parsed: list[ParsedRow] = []
+    with _open_rows(job) as reader:
+        next(reader, None)  # the header
+        for number, cells, error in reader:
+            row = parser.parse(number, cells) if cells is not None else ParsedRow(number, [])
+            if error:
+                row.problems.append(error)
+            parsed.append(row)
+            if len(parsed) >= rows:
+                break
+    phones = {p for row in parsed for p in row.phones}
+    holders = dict(
+        ContactIdentity.objects.filter(
+            organization=organization, kind=IdentityKind.PHONE, value__in=phones
+        ).values_list("value", "contact_id")
+    )
+    seen: dict[str, int] = {}
+    out = []
+    for row in parsed:
+        problems = list(row.problems)
+        for phone in row.phones:
+            if phone in seen:
+                problems.append(
+                    _("Phone +%(p)s repeats row %(n)d.") % {"p": phone, "n": seen[phone]}
+                )
+            seen.setdefault(phone, row.number)
+        matches = sorted({holders[p] for p in row.phones if p in holders})
+        if len(matches) > 1:
+            problems.append(_("Its phones belong to different contacts."))
+        values = {
+            **row.values,
+            "phone": f"+{row.phones[0]}" if row.phones else "",
+            "phone_2": "; ".join(f"+{p}" for p in row.phones[1:]),
+            "aliases": "; ".join(row.aliases),
+            "tags": "; ".join(row.tags),
+            "groups": "; ".join(row.groups),
+            **{f"cf.{k}": v for k, v in row.custom.items()},
+        }
+        if row.opted_out_at:
+            values["opted_out"] = row.opted_out_at.isoformat()
+        out.append(
+            {
+                "row": row.number,
+                "values": values,
+                "problems": problems,
+                "action": "skip" if problems else ("update" if matches else "create"),
+                "contact_id": matches[0] if len(matches) == 1 else None,
+                "notes": [_("Would update existing contact #%(id)d.") % {"id": matches[0]}]
+                if len(matches) == 1 and not problems
+                else [],
+            }
+        )
+    return {"headers": job.headers, "mapping": job.mapping, "rows": out}
+
+
+# --- Start and run -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def import_start(*, organization: Organization, job: ImportJob, actor: User | None) -> ImportJob:
+    """Queue a draft import (its mapping must be valid) and enqueue the run after commit."""
+    from messaging.tasks import run_import
+
+    if job.state != JobState.DRAFT:
+        raise ApplicationError(_("This import has already started."), code="not_draft")
+    _clean_mapping(organization, job, job.mapping)
+    claimed = ImportJob.objects.filter(
+        pk=job.pk, organization=organization, state=JobState.DRAFT
+    ).update(state=JobState.QUEUED)
+    if not claimed:
+        raise ApplicationError(_("This import has already started."), code="not_draft")
+    job.state = JobState.QUEUED
+    job_id = job.pk
+    transaction.on_commit(lambda: run_import.delay(job_id))
+    _push_progress(job)
+    return job
+
+
+@transaction.atomic
+def import_cancel(*, organization: Organization, job: ImportJob) -> None:
+    """Cancel a draft: its stored file goes; the row stays as a record."""
+    if not ImportJob.objects.filter(
+        pk=job.pk, organization=organization, state=JobState.DRAFT
+    ).update(state=JobState.CANCELLED, finished_at=timezone.now()):
+        raise ApplicationError(
+            _("Only an import that has not started can be cancelled."), code="not_draft"
+        )
+    name = job.upload.name
+    transaction.on_commit(lambda: _delete_quietly(name))
+    job.state = JobState.CANCELLED
+
+
+def progress_data(job: ImportJob) -> dict:
+    return {
+        "id": job.pk,
+        "state": job.state,
+        "total_rows": job.total_rows,
+        "processed_rows": job.processed_rows,
+        "created_count": job.created_count,
+        "updated_count": job.updated_count,
+        "error_count": job.error_count,
+        "has_error_report": bool(job.error_report),
+        "failure": job.failure,
+    }
+
+
+def _push_progress(job: ImportJob) -> None:
+    push(org_group(job.organization_id), "import.progress", progress_data(job))
+
+
+def import_run(job_id: int) -> ImportJob | None:
+    """Run a queued import to the end. A second call (a redelivered task) finds it claimed and
+    does nothing. Each batch commits on its own; on an unexpected error the job fails with a
+    ``failure`` saying how far it got (the committed rows stay, the report lists the bad ones)."""
+    if not ImportJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+        state=JobState.RUNNING, started_at=timezone.now()
+    ):
+        return None
+    job = ImportJob.objects.select_related("organization").get(pk=job_id)
+    runner = _Runner(job)
+    try:
+        runner.run()
+    except Exception as exc:
+        logger.exception("import %s failed", job_id)
+        job.state = JobState.FAILED
+        done = job.processed_rows
+        job.failure = _(
+            "Stopped after %(done)d of the file's rows (rows 2 to %(last)d were handled and stay "
+            "imported): %(error)s"
+        ) % {"done": done, "last": done + 1, "error": str(exc)[:500] or type(exc).__name__}
+        try:
+            runner.save_report()
+        except Exception:
+            logger.exception("import %s: the error report could not be saved", job_id)
+    else:
+        job.state = JobState.DONE
+    finally:
+        runner.close()
+    job.finished_at = timezone.now()
+    with transaction.atomic():
+        job.save(
+            update_fields=[
+                "state",
+                "failure",
+                "finished_at",
+                "error_report",
+                "total_rows",
+                "processed_rows",
+                "created_count",
+                "updated_count",
+                "error_count",
+            ]
+        )
+        _push_progress(job)
+    return job
+
+
+def _allocate_ids(model, objects: list) -> None:
+    """Give new rows their ids up front on PostgreSQL (one query), so they can be COPYed."""
+    if not objects or connection.vendor != "postgresql":
+        return
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [table, len(objects)],
+        )
+        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
+            obj.pk = pk
+
+
+def _insert(model, objects: list) -> None:
+    """Insert new model rows (``_copy`` of their concrete fields)."""
+    if not objects:
+        return
+    fields = [
+        f
+        for f in model._meta.concrete_fields
+        if not (f.primary_key and getattr(objects[0], f.attname) is None)
+    ]
+    _copy(
+        model, [f.attname for f in fields], ([f.pre_save(o, True) for f in fields] for o in objects)
+    )
+
+
+def _copy(model, columns: list[str], rows) -> None:
+    """Insert plain rows (values in ``columns`` order, attnames): one ``COPY`` on PostgreSQL (the
+    import's hot path: no model instances, no SQL compilation), ``bulk_create`` elsewhere. A
+    unique violation surfaces as Django's IntegrityError either way."""
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(
+            [model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=BATCH_SIZE
+        )
+        return
+    import psycopg
+
+    names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
+    sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN"
+    json_at = [
+        i
+        for i, c in enumerate(columns)
+        if model._meta.get_field(c).get_internal_type() == "JSONField"
+    ]
+    connection.ensure_connection()
+    try:
+        with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                if json_at:
+                    row = list(row)
+                    for i in json_at:
+                        row[i] = json.dumps(row[i])
+                copy.write_row(row)
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
+
+
+def _search_terms(organization: Organization, created: list) -> list[tuple]:
+    """Search terms of brand-new contacts, built in memory the way
+    ``messaging.services.contacts.search_terms_rebuild`` builds them (a test keeps them equal)."""
+    Kind = ContactSearchTerm.Kind
+    terms = []
+    for row, contact in created:
+        pk = contact.pk
+        for value in {contact.name, contact.notify_name, contact.verified_name}:
+            if value.strip():
+                terms.append((pk, Kind.NAME, fold(value)[:200]))
+        if contact.email:
+            terms.append((pk, Kind.EMAIL, contact.email.lower()[:200]))
+        seen = set()
+        for alias in row.aliases:
+            if alias.lower() not in seen:
+                seen.add(alias.lower())
+                terms.append((pk, Kind.ALIAS, fold(alias)[:200]))
+        for phone in row.phones:
+            terms.append((pk, Kind.PHONE, phone.lower()[:200]))
+    return [(organization.pk, pk, kind, value) for pk, kind, value in terms]
+
+
+class _Runner:
+    def __init__(self, job: ImportJob):
+        self.job = job
+        self.organization = job.organization
+        self.parser = RowParser(self.organization, job)
+        self.overwrite = bool(job.options.get("overwrite"))
+        self.add_tags = list(job.options.get("add_tags") or [])
+        self.add_groups = list(job.options.get("add_groups") or [])
+        self.seen: dict[str, int] = {}  # phone → first row holding it (duplicates within the file)
+        self.tag_ids: dict[str, int] = {}
+        self.group_ids: dict[str, int] = {}
+        self.report_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.report = io.TextIOWrapper(self.report_file, encoding="utf-8-sig", newline="")
+        self.report_writer = csv.writer(self.report)
+        self.report_writer.writerow([_("row"), _("reason"), *self.job.headers])
+
+    def run(self) -> None:
+        self.job.total_rows = self._count_rows()
+        self.job.save(update_fields=["total_rows"])
+        batch: list[ParsedRow] = []
+        with _open_rows(self.job) as reader:
+            next(reader, None)
+            for number, cells, error in reader:
+                if cells is None:
+                    self._reject(ParsedRow(number=number, cells=[]), [error])
+                    self.job.processed_rows += 1
+                    continue
+                batch.append(self.parser.parse(number, cells))
+                if len(batch) >= BATCH_SIZE:
+                    self._commit(batch)
+                    batch = []
+        self._commit(batch, final=True)
+        self.save_report()
+
+    def _count_rows(self) -> int:
+        with _open_rows(self.job) as reader:
+            return max(0, sum(1 for _row in reader) - 1)
+
+    def _reject(self, row: ParsedRow, problems: list[str]) -> None:
+        self.job.error_count += 1
+        self.report_writer.writerow([row.number, " ".join(problems), *row.cells])
+
+    def close(self) -> None:
+        self.report.close()
+
+    def save_report(self) -> None:
+        """Store the report of bad rows (spooled on disk while the job ran; never in memory)."""
+        if not self.job.error_count or self.job.error_report:
+            return
+        self.report.flush()
+        self.report_file.seek(0)
+        self.job.error_report.save("errors.csv", File(self.report_file), save=False)
+
+    def _commit(self, batch: list[ParsedRow], final: bool = False) -> None:
+        """One batch in one transaction; a race on an identity (someone created it meanwhile)
+        rolls the batch back and retries it, matching that contact this time."""
+        good = self._screen(batch)
+        for attempt in range(3):
+            try:
+                with transaction.atomic():
+                    created, updated, rejected = self._write(good) if good else (0, 0, [])
+                    for row, reason in rejected:
+                        self._reject(row, [reason])
+                    self.job.processed_rows += len(batch)
+                    self.job.created_count += created
+                    self.job.updated_count += updated
+                    ImportJob.objects.filter(pk=self.job.pk).update(
+                        processed_rows=self.job.processed_rows,
+                        created_count=self.job.created_count,
+                        updated_count=self.job.updated_count,
+                        error_count=self.job.error_count,
+                    )
+                    if not final:
+                        _push_progress(self.job)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                logger.info("import %s: identity race, retrying the batch", self.job.pk)
+                self.tag_ids.clear()  # ids created in the rolled-back transaction are gone
+                self.group_ids.clear()
+
+    def _screen(self, batch: list[ParsedRow]) -> list[ParsedRow]:
+        """Drop (and report) rows with problems or with a phone an earlier row of the file has."""
+        good = []
+        for row in batch:
+            problems = list(row.problems)
+            if not problems:
+                for phone in row.phones:
+                    first = self.seen.get(phone)
+                    if first is not None:
+                        problems.append(
+                            _("Phone +%(p)s repeats row %(n)d.") % {"p": phone, "n": first}
+                        )
+            if problems:
+                self._reject(row, problems)
+                continue
+            for phone in row.phones:
+                self.seen[phone] = row.number
+            good.append(row)
+        return good
+
+    def _write(self, rows: list[ParsedRow]) -> tuple[int, int, list[tuple[ParsedRow, str]]]:
+        organization = self.organization
+        phones = [p for row in rows for p in row.phones]
+        holders = dict(
+            ContactIdentity.objects.filter(
+                organization=organization, kind=IdentityKind.PHONE, value__in=phones
+            ).values_list("value", "contact_id")
+        )
+        to_create: list[tuple[ParsedRow, Contact]] = []
+        to_update: dict[int, list[ParsedRow]] = {}
+        rejected: list[tuple[ParsedRow, str]] = []
+        for row in rows:
+            matches = {holders[p] for p in row.phones if p in holders}
+            if len(matches) > 1:
+                ids = ", ".join(f"#{i}" for i in sorted(matches))
+                rejected.append(
+                    (row, _("Its phones belong to different contacts (%(ids)s).") % {"ids": ids})
+                )
+                continue
+            if matches:
+                to_update.setdefault(matches.pop(), []).append(row)
+            else:
+                to_create.append((row, self._new_contact(row)))
+
+        _allocate_ids(Contact, [contact for _row, contact in to_create])
+        _insert(Contact, [contact for _row, contact in to_create])
+        existing = Contact.objects.filter(organization=organization, pk__in=list(to_update)).only(
+            "id",
+            "name",
+            "notify_name",
+            "verified_name",
+            "phone",
+            "email",
+            "favorite",
+            "status",
+            "opted_out_at",
+            "opted_out_source",
+            "custom_fields",
+            "display_name",
+        )
+        updated: list[Contact] = []
+        touched: list[tuple[ParsedRow, Contact]] = list(to_create)
+        for contact in existing:
+            for row in to_update[contact.pk]:
+                self._merge(contact, row)
+                touched.append((row, contact))
+            contact.display_name = contact.compute_display_name()
+            contact.updated_at = timezone.now()
+            updated.append(contact)
+        if updated:
+            Contact.objects.bulk_update(
+                updated,
+                [
+                    "name",
+                    "notify_name",
+                    "verified_name",
+                    "phone",
+                    "email",
+                    "favorite",
+                    "status",
+                    "opted_out_at",
+                    "opted_out_source",
+                    "custom_fields",
+                    "display_name",
+                    "updated_at",
+                ],
+                batch_size=BATCH_SIZE,
+            )
+        fresh = {contact.pk for _row, contact in to_create}
+        self._link(touched, holders, fresh)
+        _copy(
+            ContactSearchTerm,
+            ["organization_id", "contact_id", "kind", "value"],
+            _search_terms(organization, to_create),
+        )
+        search_terms_rebuild(organization=organization, contact_ids=[c.pk for c in updated])
+        return len(to_create), len(updated), rejected
+
+    def _new_contact(self, row: ParsedRow) -> Contact:
+        contact = Contact(
+            organization=self.organization,
+            name=row.values.get("name", ""),
+            notify_name=row.values.get("notify_name", ""),
+            verified_name=row.values.get("verified_name", ""),
+            email=row.values.get("email", ""),
+            favorite=row.values.get("favorite", False),
+            status=row.values.get("status", ContactStatus.ACTIVE),
+            phone=row.phones[0],
+            custom_fields=row.custom,
+        )
+        if row.opted_out_at:
+            contact.opted_out_at, contact.opted_out_source = row.opted_out_at, "import"
+        contact.display_name = contact.compute_display_name()
+        return contact
+
+    def _merge(self, contact: Contact, row: ParsedRow) -> None:
+        """Non-empty incoming values win with ``overwrite``; otherwise they only fill blanks. An
+        import never opts a contact back in."""
+        for name in ("name", "notify_name", "verified_name", "email"):
+            incoming = row.values.get(name)
+            if incoming and (self.overwrite or not getattr(contact, name)):
+                setattr(contact, name, incoming)
+        if "favorite" in row.values and (self.overwrite or not contact.favorite):
+            contact.favorite = row.values["favorite"]
+        if "status" in row.values and self.overwrite:
+            contact.status = row.values["status"]
+        if row.custom:
+            if self.overwrite:
+                contact.custom_fields = {**contact.custom_fields, **row.custom}
+            else:
+                contact.custom_fields = {**row.custom, **contact.custom_fields}
+        if row.opted_out_at and contact.opted_out_at is None:
+            contact.opted_out_at, contact.opted_out_source = row.opted_out_at, "import"
+        if not contact.phone:
+            contact.phone = row.phones[0]
+
+    def _link(
+        self, touched: list[tuple[ParsedRow, Contact]], holders: dict[str, int], fresh: set[int]
+    ) -> None:
+        """Identities, aliases, tags and groups of the batch's contacts, as plain rows."""
+        org_id, now = self.organization.pk, timezone.now()
+        identities, aliases, tags, members = [], [], [], []
+        tag_names = {n for row, _c in touched for n in row.tags} | set(self.add_tags)
+        group_names = {n for row, _c in touched for n in row.groups} | set(self.add_groups)
+        self._resolve(tag_names, group_names)
+        for row, contact in touched:
+            pk = contact.pk
+            for phone in row.phones:
+                if phone not in holders:
+                    holders[phone] = pk
+                    identities.append((org_id, pk, IdentityKind.PHONE.value, phone, now))
+            seen_aliases = set()
+            for alias in row.aliases:
+                if alias.lower() not in seen_aliases:
+                    seen_aliases.add(alias.lower())
+                    aliases.append((org_id, pk, alias))
+            for tag_id in {self.tag_ids[n.lower()] for n in [*row.tags, *self.add_tags]}:
+                tags.append((org_id, pk, tag_id, now))
+            for group_id in {self.group_ids[n.lower()] for n in [*row.groups, *self.add_groups]}:
+                members.append((org_id, group_id, pk, now))
+        # Identities must not ignore conflicts: a clash means a race, and the batch is retried.
+        _copy(
+            ContactIdentity,
+            ["organization_id", "contact_id", "kind", "value", "created_at"],
+            identities,
+        )
+        for model, columns, rows, at in (
+            (ContactAlias, ["organization_id", "contact_id", "alias"], aliases, 1),
+            (ContactTag, ["organization_id", "contact_id", "tag_id", "created_at"], tags, 1),
+            (
+                ContactGroupMember,
+                ["organization_id", "group_id", "contact_id", "created_at"],
+                members,
+                2,
+            ),
+        ):
+            _copy(model, columns, [r for r in rows if r[at] in fresh])  # new: nothing to clash
+            model.objects.bulk_create(
+                [model(**dict(zip(columns, r, strict=True))) for r in rows if r[at] not in fresh],
+                batch_size=BATCH_SIZE,
+                ignore_conflicts=True,
+            )
+
+    def _resolve(self, tag_names: set[str], group_names: set[str]) -> None:
+        missing = [n for n in tag_names if n.lower() not in self.tag_ids]
+        if missing:
+            for tag in tags_get_or_create(organization=self.organization, names=missing):
+                self.tag_ids[tag.name.lower()] = tag.pk
+        missing = [n for n in group_names if n.lower() not in self.group_ids]
+        if missing:
+            for group in groups_get_or_create(organization=self.organization, names=missing):
+                self.group_ids[group.name.lower()] = group.pk
