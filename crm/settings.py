@@ -140,6 +140,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.heartbeat",
         "schedule": float(PARLEY_HEARTBEAT_SECONDS),
     },
+    "messaging-fail-stale-jobs": {"task": "messaging.tasks.fail_stale_jobs", "schedule": 300.0},
     "accounts-expire-invitations": {
         "task": "accounts.tasks.expire_invitations",
         "schedule": 3600.0,
@@ -258,6 +259,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 # The largest file anyone may upload (a contacts CSV); receiving stops past it.
 PARLEY_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 PARLEY_MAX_UPLOAD_BYTES = PARLEY_IMPORT_MAX_BYTES
+# A background job still running after this long lost its worker (messaging/services/watchdog.py).
+PARLEY_JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 2 * 3600)
 FILE_UPLOAD_HANDLERS = [
     "crm.uploads.CappedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

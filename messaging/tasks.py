@@ -11,3 +11,11 @@ def run_import(job_id: int) -> None:
     from messaging.services.imports import import_run
 
     import_run(job_id)
+
+
+@shared_task(ignore_result=True)
+def fail_stale_jobs() -> int:
+    """Beat: fail imports and bulk actions whose worker died mid-job (messaging/services/watchdog.py)."""
+    from messaging.services.watchdog import jobs_fail_stale
+
+    return jobs_fail_stale()
