@@ -324,7 +324,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         """Forget this person: the contact and everything about them; the audit log keeps only the fact."""
         data = EraseSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if not data.validated_data["confirm"]:
+        if request.data.get("confirm") is not True:  # the JSON value true, not "yes" or 1
             raise ValidationError({"confirm": ["Must be true."]})
         services.contact_erase(
             organization=request.organization, contact=self.get_object(), actor=request.user
@@ -432,6 +432,8 @@ class TagViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     def create(self, request):
         data = TagWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if "name" not in data.validated_data:
+            raise ValidationError({"name": ["This field is required."]})
         tag = services.tag_create(organization=request.organization, **data.validated_data)
         return Response(TagSerializer(tag).data, status=status.HTTP_201_CREATED)
 

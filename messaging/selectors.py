@@ -29,6 +29,7 @@ from messaging.models import (
     ContactSearchTerm,
     ContactStatus,
     ContactTag,
+    CustomField,
 )
 from messaging.text import digits, fold
 
@@ -108,9 +109,35 @@ def contact_list(
         contacts = contacts.filter(status=status)
     if opted_out is not None:
         contacts = contacts.filter(opted_out_at__isnull=not opted_out)
-    for key, value in (custom or {}).items():
+    for key, value in custom_filters_clean(organization=organization, custom=custom or {}).items():
         contacts = contacts.filter(**{f"custom_fields__{key}": value})
     return contacts
+
+
+def custom_filters_clean(*, organization: Organization, custom: dict[str, str]) -> dict:
+    """``cf.<key>=<text>`` filters → typed values of the organization's defined fields.
+
+    A key that is not a defined field (or tries an ORM lookup like ``size__regex``) or a value that
+    does not fit the field's type is a field error, so the filter is never silently wrong.
+    """
+    if not custom:
+        return {}
+    from messaging.services.contacts import coerce_custom_value
+
+    definitions = {f.key: f for f in scoped(CustomField, organization).filter(key__in=list(custom))}
+    typed, errors = {}, {}
+    for key, raw in custom.items():
+        field = definitions.get(key)
+        if field is None or "__" in key:
+            errors[f"cf.{key}"] = [str(_("Unknown custom field."))]
+            continue
+        try:
+            typed[key] = coerce_custom_value(field, raw)
+        except ValueError as exc:
+            errors[f"cf.{key}"] = [str(exc)]
+    if errors:
+        raise ApplicationError(str(_("Some filters are not valid.")), fields=errors)
+    return typed
 
 
 def contact_filters_from_params(params) -> dict:

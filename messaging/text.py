@@ -10,6 +10,7 @@ import phonenumbers
 from crm.errors import ApplicationError
 
 NON_DIGITS = re.compile(r"\D+")
+NOT_PHONE_CHARACTERS = re.compile(r"[^0-9+\-(). /\s]")
 
 
 class InvalidPhone(ApplicationError):
@@ -36,6 +37,8 @@ def normalize_phone(raw: str, *, default_country: str) -> str:
     text = (raw or "").strip()
     if not text:
         raise InvalidPhone("A phone number is empty.")
+    if NOT_PHONE_CHARACTERS.search(text):
+        raise InvalidPhone(f"“{raw}” has characters a phone number does not have.")
     if text.startswith("00"):
         text = "+" + text[2:]
     candidates = [text]

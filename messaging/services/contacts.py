@@ -14,7 +14,8 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -80,38 +81,65 @@ def custom_field_values_clean(
     return cleaned
 
 
+NUMBER_LIMIT = Decimal("1e15")  # beyond this a "number" is an id or a mistake (use a text field)
+
+
+def _plain_text(raw) -> str:
+    if isinstance(raw, (dict, list)):
+        raise ValueError(_("Enter text, not a list or an object."))
+    text = str(raw)
+    if "\x00" in text:
+        raise ValueError(_("Text may not contain NUL characters."))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(_("Text contains characters that are not valid Unicode.")) from None
+    return text
+
+
 def coerce_custom_value(field: CustomField, raw):
     """One custom field value, typed; ``ValueError`` with a readable message if it does not fit."""
     if field.type == CustomFieldType.TEXT:
-        text = str(raw)
+        text = _plain_text(raw)
         if len(text) > 1000:
             raise ValueError(_("At most 1000 characters."))
         return text
     if field.type == CustomFieldType.NUMBER:
-        if isinstance(raw, bool):
+        if isinstance(raw, (bool, dict, list)):
             raise ValueError(_("Enter a number."))
+        text = _plain_text(raw).strip()
+        if len(text) > 40:
+            raise ValueError(_("Enter a number of at most 15 digits."))
         try:
-            number = Decimal(str(raw).strip())
+            number = Decimal(text)
         except InvalidOperation:
             raise ValueError(_("Enter a number.")) from None
-        if not number.is_finite():
-            raise ValueError(_("Enter a number."))
-        return int(number) if number == number.to_integral_value() else float(number)
+        if not number.is_finite() or abs(number) >= NUMBER_LIMIT:
+            raise ValueError(_("Enter a number of at most 15 digits."))
+        if number == number.to_integral_value():
+            return int(number)
+        value = float(number)
+        if value == 0.0:
+            raise ValueError(_("That number is too small to store."))
+        return value
     if field.type == CustomFieldType.DATE:
+        if not isinstance(raw, str):
+            raise ValueError(_("Enter a date as YYYY-MM-DD."))
         try:
-            return dt.date.fromisoformat(str(raw).strip()).isoformat()
+            return dt.date.fromisoformat(raw.strip()).isoformat()
         except ValueError:
             raise ValueError(_("Enter a date as YYYY-MM-DD.")) from None
     if field.type == CustomFieldType.CHOICE:
-        if str(raw) not in field.choices:
+        text = _plain_text(raw)
+        if text not in field.choices:
             raise ValueError(
                 _("Choose one of: %(choices)s.") % {"choices": ", ".join(field.choices)}
             )
-        return str(raw)
+        return text
     if field.type == CustomFieldType.BOOLEAN:
         if isinstance(raw, bool):
             return raw
-        text = str(raw).strip().lower()
+        text = _plain_text(raw).strip().lower()
         if text in {"true", "yes", "1", "y"}:
             return True
         if text in {"false", "no", "0", "n"}:
@@ -128,6 +156,11 @@ def custom_field_define(
         raise ApplicationError(
             _("Unknown field type."),
             fields={"type": [_("Choose text, number, date, choice or boolean.")]},
+        )
+    if "__" in (key or ""):
+        raise ApplicationError(
+            _("A key may not contain a double underscore."),
+            fields={"key": [_("Use single underscores.")]},
         )
     if type == CustomFieldType.CHOICE and not choices:
         raise ApplicationError(
@@ -161,7 +194,12 @@ def custom_field_update(
     if label is not None:
         field.label = label
     if choices is not None and field.type == CustomFieldType.CHOICE:
-        field.choices = [str(c) for c in choices]
+        cleaned = [str(c) for c in choices if str(c).strip()]
+        if not cleaned:
+            raise ApplicationError(
+                _("A choice field needs choices."), fields={"choices": [_("Give at least one.")]}
+            )
+        field.choices = cleaned
     field.save()
     return field
 
@@ -178,6 +216,12 @@ def custom_field_delete(*, organization: Organization, field: CustomField) -> No
 
 
 # --- Tags and groups ----------------------------------------------------------------------------
+
+
+def _same_name(queryset, name: str):
+    """Rows whose name equals ``name`` ignoring case, compared as the unique constraint compares
+    (the database's LOWER), so a pre-check and the constraint never disagree (e.g. 'İstanbul')."""
+    return queryset.annotate(_lower=Lower("name")).filter(_lower=Lower(Value(name)))
 
 
 def _clean_name(value: str, what: str, max_length: int) -> str:
@@ -204,25 +248,21 @@ def tags_get_or_create(*, organization: Organization, names: Iterable[str]) -> l
         for t in Tag.objects.filter(organization=organization)
         if t.name.lower() in wanted
     }
-    missing = [
-        Tag(organization=organization, name=name)
-        for key, name in wanted.items()
-        if key not in existing
-    ]
-    for tag in missing:
+    for key, name in wanted.items():
+        if key in existing:
+            continue
         try:
             with transaction.atomic():
-                tag.save()
-        except IntegrityError:  # created meanwhile by someone else
-            tag = Tag.objects.get(organization=organization, name__iexact=tag.name)
-        existing[tag.name.lower()] = tag
-    return [existing[key] for key in wanted]
+                existing[key] = Tag.objects.create(organization=organization, name=name)
+        except IntegrityError:  # created meanwhile, or equal to another under the database's LOWER
+            existing[key] = _same_name(Tag.objects.filter(organization=organization), name).get()
+    return list({tag.pk: tag for tag in (existing[key] for key in wanted)}.values())
 
 
 @transaction.atomic
 def tag_create(*, organization: Organization, name: str, color: str = "#0f766e") -> Tag:
     name = _clean_name(name, "tag", 60)
-    if Tag.objects.filter(organization=organization, name__iexact=name).exists():
+    if _same_name(Tag.objects.filter(organization=organization), name).exists():
         raise Conflict(_("This tag exists."), fields={"name": [_("Already in use.")]})
     return Tag.objects.create(organization=organization, name=name, color=color or "#0f766e")
 
@@ -234,7 +274,7 @@ def tag_update(
     if name is not None:
         name = _clean_name(name, "tag", 60)
         if (
-            Tag.objects.filter(organization=organization, name__iexact=name)
+            _same_name(Tag.objects.filter(organization=organization), name)
             .exclude(pk=tag.pk)
             .exists()
         ):
@@ -256,13 +296,15 @@ def groups_get_or_create(*, organization: Organization, names: Iterable[str]) ->
     groups = []
     for raw in names:
         name = _clean_name(raw, "group", 120)
-        group = ContactGroup.objects.filter(organization=organization, name__iexact=name).first()
+        group = _same_name(ContactGroup.objects.filter(organization=organization), name).first()
         if group is None:
             try:
                 with transaction.atomic():
                     group = ContactGroup.objects.create(organization=organization, name=name)
             except IntegrityError:
-                group = ContactGroup.objects.get(organization=organization, name__iexact=name)
+                group = _same_name(
+                    ContactGroup.objects.filter(organization=organization), name
+                ).get()
         if group not in groups:
             groups.append(group)
     return groups
@@ -271,7 +313,7 @@ def groups_get_or_create(*, organization: Organization, names: Iterable[str]) ->
 @transaction.atomic
 def group_create(*, organization: Organization, name: str, description: str = "") -> ContactGroup:
     name = _clean_name(name, "group", 120)
-    if ContactGroup.objects.filter(organization=organization, name__iexact=name).exists():
+    if _same_name(ContactGroup.objects.filter(organization=organization), name).exists():
         raise Conflict(_("A group with this name exists."), fields={"name": [_("Already in use.")]})
     return ContactGroup.objects.create(
         organization=organization, name=name, description=description or ""
@@ -289,7 +331,7 @@ def group_update(
     if name is not None:
         name = _clean_name(name, "group", 120)
         if (
-            ContactGroup.objects.filter(organization=organization, name__iexact=name)
+            _same_name(ContactGroup.objects.filter(organization=organization), name)
             .exclude(pk=group.pk)
             .exists()
         ):

@@ -50,10 +50,10 @@ BASE_COLUMNS = [
 def contacts_export_rows(*, organization: Organization, filters: dict) -> Iterator[list[str]]:
     """The header, then one row per contact matching ``filters`` (``contact_list`` keywords).
 
-    Contacts are read with a server-side cursor in chunks; aliases, tags, groups and identities of
-    each chunk are fetched in bulk (four queries per chunk, none per row)."""
+    The query is built here, eagerly, so a bad filter raises ApplicationError before a response
+    starts streaming; the rows are read lazily with a server-side cursor in chunks, and aliases,
+    tags, groups and identities of each chunk are fetched in bulk (four queries per chunk)."""
     fields = list(CustomField.objects.filter(organization=organization).order_by("key"))
-    yield [*BASE_COLUMNS, *(f"cf.{f.key}" for f in fields)]
     contacts = contact_list(organization=organization, **filters).only(
         "id",
         "name",
@@ -67,6 +67,13 @@ def contacts_export_rows(*, organization: Organization, filters: dict) -> Iterat
         "custom_fields",
         "display_name",
     )
+    return _export_rows(organization, fields, contacts)
+
+
+def _export_rows(
+    organization: Organization, fields: list[CustomField], contacts
+) -> Iterator[list[str]]:
+    yield [*BASE_COLUMNS, *(f"cf.{f.key}" for f in fields)]
     chunk: list[Contact] = []
     for contact in contacts.iterator(chunk_size=CHUNK):
         chunk.append(contact)

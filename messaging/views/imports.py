@@ -212,9 +212,9 @@ class ContactExportView(OrgViewMixin, View):
     def get(self, request, org_slug):
         try:
             filters = contact_filters_from_params(request.GET)
+            rows = exports.contacts_export_rows(organization=request.organization, filters=filters)
         except ApplicationError as exc:
             return HttpResponseBadRequest(exc.message)
-        rows = exports.contacts_export_rows(organization=request.organization, filters=filters)
         return exports.csv_response(request, rows, f"{request.organization.slug}-contacts.csv")
 
 
