@@ -23,9 +23,11 @@ import datetime as dt
 import io
 import json
 import logging
+import queue
 import re
 import secrets
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -36,7 +38,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadhandler import FileUploadHandler
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
@@ -67,7 +69,7 @@ from messaging.text import InvalidPhone, fold, normalize_phone
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 5000
 SAMPLE_BYTES = 64 * 1024
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MAX_HEADERS = 200
@@ -613,6 +615,10 @@ class ParsedRow:
     custom: dict = field(default_factory=dict)
     opted_out_at: dt.datetime | None = None
     problems: list[str] = field(default_factory=list)
+    # Prepared off the writer's path (``_BatchReader``): the contact this row would create and its
+    # search terms ``(kind, value)``.
+    new: _NewContact | None = None
+    terms: list[tuple[str, str]] | None = None
 
 
 class RowParser:
@@ -629,7 +635,8 @@ class RowParser:
 
     def parse(self, number: int, cells: list[str]) -> ParsedRow:
         row = ParsedRow(number=number, cells=cells)
-        if not cells or not any(c.strip() for c in cells):
+        joined = "\n".join(cells)  # a cell is blank / holds U+FFFD iff the joined text does
+        if not cells or not joined.strip():
             row.problems.append(_("Empty row."))
             return row
         if len(cells) != self.width and not (
@@ -640,7 +647,7 @@ class RowParser:
                 % {"want": self.width, "got": len(cells)}
             )
             return row
-        if any("\ufffd" in c for c in cells):
+        if "\ufffd" in joined:
             row.problems.append(_("Some bytes are not valid in the file's encoding."))
             return row
         for index, target in self.columns:
@@ -914,38 +921,224 @@ def import_run(job_id: int) -> ImportJob | None:
     return job
 
 
+_SEQUENCES: dict[tuple[str, str], str] = {}  # (database, table) → its id sequence
+
+
 def _allocate_ids(model, objects: list) -> None:
     """Give new rows their ids up front on PostgreSQL (one query), so they can be COPYed."""
     if not objects or connection.vendor != "postgresql":
         return
     table = model._meta.db_table
     with connection.cursor() as cursor:
+        key = (connection.settings_dict["NAME"], table)
+        if key not in _SEQUENCES:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            _SEQUENCES[key] = cursor.fetchone()[0]
+        # A constant sequence: looking it up on every row would cost more than ``nextval``.
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [table, len(objects)],
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+            [_SEQUENCES[key], len(objects)],
         )
         for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
             obj.pk = pk
 
 
-def _insert(model, objects: list) -> None:
-    """Insert new model rows (``_copy`` of their concrete fields)."""
-    if not objects:
+class _NewContact:
+    """A contact the batch creates, as plain values (no model instance: the import's hot path)."""
+
+    __slots__ = (
+        "custom_fields",
+        "display_name",
+        "email",
+        "favorite",
+        "name",
+        "notify_name",
+        "opted_out_at",
+        "opted_out_source",
+        "phone",
+        "pk",
+        "status",
+        "verified_name",
+    )
+
+    def __init__(self, row: ParsedRow):
+        values = row.values
+        self.pk = None
+        self.name = values.get("name", "")
+        self.notify_name = values.get("notify_name", "")
+        self.verified_name = values.get("verified_name", "")
+        self.email = values.get("email", "")
+        self.favorite = values.get("favorite", False)
+        self.status = values.get("status", ContactStatus.ACTIVE.value)
+        self.phone = row.phones[0]
+        self.custom_fields = row.custom
+        if row.opted_out_at:
+            self.opted_out_at, self.opted_out_source = row.opted_out_at, "import"
+        else:
+            self.opted_out_at, self.opted_out_source = None, ""
+        self.display_name = Contact.compute_display_name(self)
+
+
+_CONTACT_COLUMNS = [
+    "id",
+    "organization_id",
+    "name",
+    "notify_name",
+    "verified_name",
+    "display_name",
+    "phone",
+    "email",
+    "favorite",
+    "status",
+    "opted_out_at",
+    "opted_out_source",
+    "custom_fields",
+    "created_at",
+    "updated_at",
+]
+
+
+def _insert_contacts(organization: Organization, contacts: list[_NewContact], now) -> None:
+    """Insert new contacts, giving each its ``pk``: ids allocated up front and one ``COPY`` on
+    PostgreSQL; ``bulk_create`` elsewhere."""
+    if not contacts:
         return
-    fields = [
-        f
-        for f in model._meta.concrete_fields
-        if not (f.primary_key and getattr(objects[0], f.attname) is None)
-    ]
+    if connection.vendor != "postgresql":
+        objects = [
+            Contact(
+                organization=organization,
+                **{c: getattr(n, c) for c in _CONTACT_COLUMNS[2:-2]},
+                created_at=now,
+                updated_at=now,
+            )
+            for n in contacts
+        ]
+        Contact.objects.bulk_create(objects, batch_size=BATCH_SIZE)
+        for new, obj in zip(contacts, objects, strict=True):
+            new.pk = obj.pk
+        return
+    _allocate_ids(Contact, contacts)
+    org_id = organization.pk
     _copy(
-        model, [f.attname for f in fields], ([f.pre_save(o, True) for f in fields] for o in objects)
+        Contact,
+        _CONTACT_COLUMNS,
+        [
+            (
+                n.pk,
+                org_id,
+                n.name,
+                n.notify_name,
+                n.verified_name,
+                n.display_name,
+                n.phone,
+                n.email,
+                n.favorite,
+                n.status,
+                n.opted_out_at,
+                n.opted_out_source,
+                json.dumps(n.custom_fields) if n.custom_fields else "{}",
+                now,
+                now,
+            )
+            for n in contacts
+        ],
+        json_ready=True,
     )
 
 
-def _copy(model, columns: list[str], rows) -> None:
+def _phone_holders(organization: Organization, phones: list[str]) -> dict[str, int]:
+    """Phone → id of the contact holding that phone identity (one query)."""
+    if not phones:
+        return {}
+    if connection.vendor != "postgresql":
+        return dict(
+            ContactIdentity.objects.filter(
+                organization=organization, kind=IdentityKind.PHONE, value__in=phones
+            ).values_list("value", "contact_id")
+        )
+    # One parameter instead of thousands of IN placeholders (phones are digits: no commas).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT value, contact_id FROM messaging_contactidentity "
+            "WHERE organization_id = %s AND kind = %s "
+            "AND value = ANY(string_to_array(%s, ','))",
+            [organization.pk, IdentityKind.PHONE.value, ",".join(phones)],
+        )
+        return dict(cursor.fetchall())
+
+
+class _BatchReader:
+    """Reads and parses the stored file in a worker thread, one batch ahead of the writer.
+
+    ``next()`` returns ``(broken, batch, final)``: the records that could not be read (``(row
+    number, error)``) since the previous batch, then up to ``BATCH_SIZE`` parsed rows; ``final``
+    on the last one. Parsing touches no database; the thread uses the caller's language and time
+    zone. At most two batches wait parsed (memory stays bounded). An error in the thread is
+    raised by ``next()``."""
+
+    def __init__(self, job: ImportJob, parser: RowParser):
+        self.job, self.parser = job, parser
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.language = translation.get_language()
+        self.zone = timezone.get_current_timezone()
+        self.thread = threading.Thread(target=self._produce, name="import-reader", daemon=True)
+        self.thread.start()
+
+    def next(self) -> tuple[list[tuple[int, str]], list[ParsedRow], bool]:
+        ok, item = self.queue.get()
+        if not ok:
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(queue.Empty):  # unblock a waiting put
+            self.queue.get_nowait()
+        self.thread.join()
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            with translation.override(self.language), timezone.override(self.zone):
+                parse = self.parser.parse
+                broken: list[tuple[int, str]] = []
+                batch: list[ParsedRow] = []
+                with _open_rows(self.job) as reader:
+                    next(reader, None)
+                    for number, cells, error in reader:
+                        if cells is None:
+                            broken.append((number, error))
+                            continue
+                        row = parse(number, cells)
+                        if not row.problems:
+                            row.new = _NewContact(row)
+                            row.terms = _row_terms(row, row.new)
+                        batch.append(row)
+                        if len(batch) >= BATCH_SIZE:
+                            if not self._put((True, (broken, batch, False))):
+                                return
+                            broken, batch = [], []
+                self._put((True, (broken, batch, True)))
+        except BaseException as exc:  # handed to the writer, which fails the job with it
+            self._put((False, exc))
+
+
+def _copy(model, columns: list[str], rows, *, json_ready: bool = False) -> None:
     """Insert plain rows (values in ``columns`` order, attnames): one ``COPY`` on PostgreSQL (the
     import's hot path: no model instances, no SQL compilation), ``bulk_create`` elsewhere. A
-    unique violation surfaces as Django's IntegrityError either way."""
+    unique violation surfaces as Django's IntegrityError either way. ``json_ready``: JSON columns
+    already hold their serialized text."""
+    if isinstance(rows, list) and not rows:
+        return
     if connection.vendor != "postgresql":
         model.objects.bulk_create(
             [model(**dict(zip(columns, row, strict=True))) for row in rows], batch_size=BATCH_SIZE
@@ -958,7 +1151,7 @@ def _copy(model, columns: list[str], rows) -> None:
     json_at = [
         i
         for i, c in enumerate(columns)
-        if model._meta.get_field(c).get_internal_type() == "JSONField"
+        if not json_ready and model._meta.get_field(c).get_internal_type() == "JSONField"
     ]
     connection.ensure_connection()
     try:
@@ -973,26 +1166,44 @@ def _copy(model, columns: list[str], rows) -> None:
         raise IntegrityError(str(exc)) from exc
 
 
-def _search_terms(organization: Organization, created: list) -> list[tuple]:
-    """Search terms of brand-new contacts, built in memory the way
+def _fold(text: str) -> str:
+    """``messaging.text.fold``, with a shortcut for ASCII (which NFKD leaves as it is)."""
+    if text.isascii():
+        return " ".join(text.lower().split())
+    return fold(text)
+
+
+def _row_terms(row: ParsedRow, contact: _NewContact) -> list[tuple[str, str]]:
+    """Search terms ``(kind, value)`` of the contact a row creates, built the way
     ``messaging.services.contacts.search_terms_rebuild`` builds them (a test keeps them equal)."""
     Kind = ContactSearchTerm.Kind
     terms = []
-    for row, contact in created:
-        pk = contact.pk
-        for value in {contact.name, contact.notify_name, contact.verified_name}:
-            if value.strip():
-                terms.append((pk, Kind.NAME, fold(value)[:200]))
-        if contact.email:
-            terms.append((pk, Kind.EMAIL, contact.email.lower()[:200]))
+    for value in {contact.name, contact.notify_name, contact.verified_name}:
+        if value.strip():
+            terms.append((Kind.NAME.value, _fold(value)[:200]))
+    if contact.email:
+        terms.append((Kind.EMAIL.value, contact.email.lower()[:200]))
+    if row.aliases:
         seen = set()
         for alias in row.aliases:
             if alias.lower() not in seen:
                 seen.add(alias.lower())
-                terms.append((pk, Kind.ALIAS, fold(alias)[:200]))
-        for phone in row.phones:
-            terms.append((pk, Kind.PHONE, phone.lower()[:200]))
-    return [(organization.pk, pk, kind, value) for pk, kind, value in terms]
+                terms.append((Kind.ALIAS.value, _fold(alias)[:200]))
+    for phone in row.phones:
+        terms.append((Kind.PHONE.value, phone.lower()[:200]))
+    return terms
+
+
+def _search_terms(organization: Organization, created: list) -> list[tuple]:
+    """Search-term rows of brand-new contacts (``_row_terms``, usually prepared by the reader)."""
+    org_id = organization.pk
+    return [
+        (org_id, contact.pk, kind, value)
+        for row, contact in created
+        for kind, value in (
+            row.terms if row.terms is not None and row.new is contact else _row_terms(row, contact)
+        )
+    ]
 
 
 class _Runner:
@@ -1014,19 +1225,23 @@ class _Runner:
     def run(self) -> None:
         self.job.total_rows = self._count_rows()
         self.job.save(update_fields=["total_rows"])
-        batch: list[ParsedRow] = []
-        with _open_rows(self.job) as reader:
-            next(reader, None)
-            for number, cells, error in reader:
-                if cells is None:
+        # Reading and parsing (pure Python, no database) run one batch ahead in a thread, so the
+        # next batch is parsed while the database writes this one. Batches are handled here in
+        # file order, exactly as if read inline: a broken record is reported (and counted) before
+        # the batch it was read with commits.
+        reader = _BatchReader(self.job, self.parser)
+        try:
+            while True:
+                broken, batch, final = reader.next()
+                for number, error in broken:
                     self._reject(ParsedRow(number=number, cells=[]), [error])
                     self.job.processed_rows += 1
-                    continue
-                batch.append(self.parser.parse(number, cells))
-                if len(batch) >= BATCH_SIZE:
-                    self._commit(batch)
-                    batch = []
-        self._commit(batch, final=True)
+                if final:
+                    self._commit(batch, final=True)
+                    break
+                self._commit(batch)
+        finally:
+            reader.close()
         self.save_report()
 
     def _count_rows(self) -> int:
@@ -1099,13 +1314,9 @@ class _Runner:
 
     def _write(self, rows: list[ParsedRow]) -> tuple[int, int, list[tuple[ParsedRow, str]]]:
         organization = self.organization
-        phones = [p for row in rows for p in row.phones]
-        holders = dict(
-            ContactIdentity.objects.filter(
-                organization=organization, kind=IdentityKind.PHONE, value__in=phones
-            ).values_list("value", "contact_id")
-        )
-        to_create: list[tuple[ParsedRow, Contact]] = []
+        holders = _phone_holders(organization, [p for row in rows for p in row.phones])
+        now = timezone.now()
+        to_create: list[tuple[ParsedRow, _NewContact]] = []
         to_update: dict[int, list[ParsedRow]] = {}
         rejected: list[tuple[ParsedRow, str]] = []
         for row in rows:
@@ -1119,10 +1330,9 @@ class _Runner:
             if matches:
                 to_update.setdefault(matches.pop(), []).append(row)
             else:
-                to_create.append((row, self._new_contact(row)))
+                to_create.append((row, row.new or _NewContact(row)))
 
-        _allocate_ids(Contact, [contact for _row, contact in to_create])
-        _insert(Contact, [contact for _row, contact in to_create])
+        _insert_contacts(organization, [contact for _row, contact in to_create], now)
         existing = Contact.objects.filter(organization=organization, pk__in=list(to_update)).only(
             "id",
             "name",
@@ -1138,7 +1348,7 @@ class _Runner:
             "display_name",
         )
         updated: list[Contact] = []
-        touched: list[tuple[ParsedRow, Contact]] = list(to_create)
+        touched: list[tuple[ParsedRow, Contact | _NewContact]] = list(to_create)
         for contact in existing:
             for row in to_update[contact.pk]:
                 self._merge(contact, row)
@@ -1166,7 +1376,7 @@ class _Runner:
                 batch_size=BATCH_SIZE,
             )
         fresh = {contact.pk for _row, contact in to_create}
-        self._link(touched, holders, fresh)
+        self._link(touched, holders, fresh, now)
         _copy(
             ContactSearchTerm,
             ["organization_id", "contact_id", "kind", "value"],
@@ -1174,23 +1384,6 @@ class _Runner:
         )
         search_terms_rebuild(organization=organization, contact_ids=[c.pk for c in updated])
         return len(to_create), len(updated), rejected
-
-    def _new_contact(self, row: ParsedRow) -> Contact:
-        contact = Contact(
-            organization=self.organization,
-            name=row.values.get("name", ""),
-            notify_name=row.values.get("notify_name", ""),
-            verified_name=row.values.get("verified_name", ""),
-            email=row.values.get("email", ""),
-            favorite=row.values.get("favorite", False),
-            status=row.values.get("status", ContactStatus.ACTIVE),
-            phone=row.phones[0],
-            custom_fields=row.custom,
-        )
-        if row.opted_out_at:
-            contact.opted_out_at, contact.opted_out_source = row.opted_out_at, "import"
-        contact.display_name = contact.compute_display_name()
-        return contact
 
     def _merge(self, contact: Contact, row: ParsedRow) -> None:
         """Non-empty incoming values win with ``overwrite``; otherwise they only fill blanks. An
@@ -1214,29 +1407,41 @@ class _Runner:
             contact.phone = row.phones[0]
 
     def _link(
-        self, touched: list[tuple[ParsedRow, Contact]], holders: dict[str, int], fresh: set[int]
+        self,
+        touched: list[tuple[ParsedRow, Contact | _NewContact]],
+        holders: dict[str, int],
+        fresh: set[int],
+        now: dt.datetime,
     ) -> None:
         """Identities, aliases, tags and groups of the batch's contacts, as plain rows."""
-        org_id, now = self.organization.pk, timezone.now()
+        org_id = self.organization.pk
         identities, aliases, tags, members = [], [], [], []
         tag_names = {n for row, _c in touched for n in row.tags} | set(self.add_tags)
         group_names = {n for row, _c in touched for n in row.groups} | set(self.add_groups)
         self._resolve(tag_names, group_names)
+        tag_ids, group_ids = self.tag_ids, self.group_ids
+        add_tags, add_groups = self.add_tags, self.add_groups
+        phone_kind = IdentityKind.PHONE.value
         for row, contact in touched:
             pk = contact.pk
             for phone in row.phones:
                 if phone not in holders:
                     holders[phone] = pk
-                    identities.append((org_id, pk, IdentityKind.PHONE.value, phone, now))
-            seen_aliases = set()
-            for alias in row.aliases:
-                if alias.lower() not in seen_aliases:
-                    seen_aliases.add(alias.lower())
-                    aliases.append((org_id, pk, alias))
-            for tag_id in {self.tag_ids[n.lower()] for n in [*row.tags, *self.add_tags]}:
-                tags.append((org_id, pk, tag_id, now))
-            for group_id in {self.group_ids[n.lower()] for n in [*row.groups, *self.add_groups]}:
-                members.append((org_id, group_id, pk, now))
+                    identities.append((org_id, pk, phone_kind, phone, now))
+            if row.aliases:
+                seen_aliases = set()
+                for alias in row.aliases:
+                    if alias.lower() not in seen_aliases:
+                        seen_aliases.add(alias.lower())
+                        aliases.append((org_id, pk, alias))
+            names = [*row.tags, *add_tags] if add_tags else row.tags
+            if names:
+                for tag_id in {tag_ids[n.lower()] for n in names}:
+                    tags.append((org_id, pk, tag_id, now))
+            names = [*row.groups, *add_groups] if add_groups else row.groups
+            if names:
+                for group_id in {group_ids[n.lower()] for n in names}:
+                    members.append((org_id, group_id, pk, now))
         # Identities must not ignore conflicts: a clash means a race, and the batch is retried.
         _copy(
             ContactIdentity,
@@ -1253,12 +1458,14 @@ class _Runner:
                 2,
             ),
         ):
-            _copy(model, columns, [r for r in rows if r[at] in fresh])  # new: nothing to clash
-            model.objects.bulk_create(
-                [model(**dict(zip(columns, r, strict=True))) for r in rows if r[at] not in fresh],
-                batch_size=BATCH_SIZE,
-                ignore_conflicts=True,
-            )
+            old = [r for r in rows if r[at] not in fresh]
+            _copy(model, columns, [r for r in rows if r[at] in fresh] if old else rows)  # new
+            if old:  # rows of existing contacts may already be there
+                model.objects.bulk_create(
+                    [model(**dict(zip(columns, r, strict=True))) for r in old],
+                    batch_size=BATCH_SIZE,
+                    ignore_conflicts=True,
+                )
 
     def _resolve(self, tag_names: set[str], group_names: set[str]) -> None:
         missing = [n for n in tag_names if n.lower() not in self.tag_ids]
