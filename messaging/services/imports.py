@@ -283,8 +283,11 @@ def detect_encoding(sample: bytes) -> str:
 
 def _chosen_encoding(choice: str, sample: bytes) -> str:
     choice = (choice or "").strip().lower()
+    allowed = {codecs.lookup(c).name for c in ENCODING_CHOICES}
     try:
         name = codecs.lookup(choice).name
+        if name not in allowed:
+            raise LookupError(choice)
     except LookupError:
         raise ApplicationError(
             _("Unknown encoding."),
@@ -292,10 +295,12 @@ def _chosen_encoding(choice: str, sample: bytes) -> str:
         ) from None
     if name == "utf-8" and sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    if name in {"utf-16-le", "utf-16-be"} and sample.startswith(
-        (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-    ):
-        return "utf-16"
+    if name.startswith("utf-16"):
+        if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        # No byte-order mark: ASCII text has its zero bytes second (LE) or first (BE).
+        even_zeros, odd_zeros = sample[0::2].count(0), sample[1::2].count(0)
+        return "utf-16-be" if even_zeros > odd_zeros else "utf-16-le"
     return name
 
 
@@ -310,7 +315,9 @@ def detect_delimiter(text: str) -> str:
 def _unique_headers(raw: list[str]) -> list[str]:
     headers, seen = [], {}
     for index, cell in enumerate(raw[:MAX_HEADERS], start=1):
-        header = " ".join(unneutralize(cell).split())[:200] or _("column %(n)d") % {"n": index}
+        header = " ".join(unneutralize(cell.replace("\x00", "")).split())[:200] or _(
+            "column %(n)d"
+        ) % {"n": index}
         if header in seen:
             seen[header] += 1
             header = f"{header} ({seen[header]})"
@@ -530,16 +537,15 @@ def import_set_mapping(
     job.options = _clean_options(organization, options)
     job.save(update_fields=["mapping", "options"])
     now = timezone.now()
+    remembered: dict[str, str] = {}  # one row per folded header: 'Phone' and 'phone' share one
+    for header, target in job.mapping.items():
+        key = _header_key(header)[:200]
+        if key and (target or key not in remembered):
+            remembered[key] = target
     ImportColumnMemory.objects.bulk_create(
         [
-            ImportColumnMemory(
-                organization=organization,
-                header=_header_key(header)[:200],
-                field=target,
-                updated_at=now,
-            )
-            for header, target in job.mapping.items()
-            if _header_key(header)
+            ImportColumnMemory(organization=organization, header=key, field=target, updated_at=now)
+            for key, target in remembered.items()
         ],
         update_conflicts=True,
         unique_fields=["organization", "header"],
@@ -649,6 +655,9 @@ class RowParser:
             return row
         if "\ufffd" in joined:
             row.problems.append(_("Some bytes are not valid in the file's encoding."))
+            return row
+        if "\x00" in joined:
+            row.problems.append(_("A cell contains a NUL character."))
             return row
         for index, target in self.columns:
             raw = unneutralize(cells[index].strip()) if index < len(cells) else ""

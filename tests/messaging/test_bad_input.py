@@ -121,3 +121,58 @@ def test_a_choice_field_keeps_at_least_one_choice_and_keys_avoid_lookups(cast, o
         ).status_code
         == 400
     )
+
+
+def _upload(client, content: bytes, **extra):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(
+        "/api/v1/imports/",
+        {"file": SimpleUploadedFile("c.csv", content, content_type="text/csv"), **extra},
+        format="multipart",
+    )
+
+
+def test_odd_import_files_are_explained_not_crashed_on(cast, api):
+    client = api(cast.agent)
+    assert _upload(client, bytes(range(256)) * 40).status_code in (201, 400)
+    for encoding in ("rot13", "hex", "zlib", "unicode_escape"):
+        assert (
+            _upload(client, b"name,phone\nA,+447700900123\n", encoding=encoding).status_code == 400
+        ), encoding
+    utf16 = "name,phone\nLi,+85291234567\n".encode("utf-16-le")
+    assert _upload(client, utf16, encoding="utf-16").status_code == 201
+    job = _upload(client, b"phone,phone,Phone\n+447700900123,,\n").json()
+    mapped = client.post(
+        f"/api/v1/imports/{job['id']}/mapping/",
+        {"mapping": {"phone": "phone", "phone (2)": "", "Phone": ""}},
+        format="json",
+    )
+    assert mapped.status_code == 200, mapped.content[:300]
+
+
+def test_one_bad_row_never_sinks_the_rest_of_an_import(cast, org):
+    import io
+
+    from messaging.models import ImportJob
+    from messaging.services import imports
+
+    content = "name,phone,size\nGood1,+447700900001,1\nHuge,+447700900002,1e100000\nA\x00B,+447700900003,2\nGood2,+447700900004,3\n"
+    job = imports.import_upload(
+        organization=org, actor=cast.agent, fileobj=io.BytesIO(content.encode()), filename="x.csv"
+    )
+    imports.import_set_mapping(
+        organization=org,
+        job=job,
+        mapping={"name": "name", "phone": "phone", "size": "cf.size"},
+        options={},
+    )
+    imports.import_start(organization=org, job=job, actor=cast.agent)
+    imports.import_run(job.pk)
+    job = ImportJob.objects.get(pk=job.pk)
+    assert job.state == "done", job.failure
+    assert (job.created_count, job.error_count) == (2, 2)
+    assert sorted(Contact.objects.filter(organization=org).values_list("name", flat=True)) == [
+        "Good1",
+        "Good2",
+    ]
