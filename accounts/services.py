@@ -34,6 +34,7 @@ from accounts.models import (
     User,
     role_at_least,
 )
+from accounts.tenancy import scoped
 from crm.errors import ApplicationError, Conflict, Forbidden
 from crm.live import access_changed
 
@@ -213,7 +214,8 @@ def _active_owner_count(organization: Organization) -> int:
 def _actor_role(organization: Organization, actor: User, via_key: ApiKey | None = None) -> str:
     """What the actor may do here: their live role, and no more than the key they act through."""
     role = (
-        Membership.objects.filter(organization=organization, user=actor, is_active=True)
+        scoped(Membership, organization)
+        .filter(user=actor, is_active=True)
         .values_list("role", flat=True)
         .first()
         or ""
@@ -272,8 +274,8 @@ def member_set_role(
 def _cap_api_keys(*, organization: Organization, user_id: int, role: str, actor: User) -> None:
     """Keys a member created never outrank them: demotion lowers them too."""
     too_high = [r for r, rank in ROLE_RANK.items() if rank > ROLE_RANK[role]]
-    ApiKey.objects.filter(
-        organization=organization, created_by_id=user_id, revoked_at__isnull=True, role__in=too_high
+    scoped(ApiKey, organization).filter(
+        created_by_id=user_id, revoked_at__isnull=True, role__in=too_high
     ).update(role=role)
 
 
@@ -285,9 +287,7 @@ def _revoke_keys_of(
     via_key: ApiKey | None = None,
     reason: str,
 ) -> None:
-    for key in ApiKey.objects.filter(
-        organization=organization, created_by_id=user_id, revoked_at__isnull=True
-    ):
+    for key in scoped(ApiKey, organization).filter(created_by_id=user_id, revoked_at__isnull=True):
         api_key_revoke(
             organization=organization, api_key=key, actor=actor, via_key=via_key, reason=reason
         )
@@ -498,14 +498,14 @@ def invitation_create(
         expires_at=timezone.now(),
     )
     _validate(probe, exclude=["invited_by", "accepted_by"])
-    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+    if scoped(Membership, organization).filter(user__email__iexact=email).exists():
         raise Conflict(
             _("%(email)s is already a member.") % {"email": email},
             fields={"email": [_("Already a member.")]},
         )
     now = timezone.now()
-    Invitation.objects.filter(
-        organization=organization, email=email, accepted_at__isnull=True, revoked_at__isnull=True
+    scoped(Invitation, organization).filter(
+        email=email, accepted_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=now)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
@@ -883,7 +883,7 @@ def member_add_as_operator(
         raise ApplicationError(
             _("Unknown role."), fields={"role": [_("Choose viewer, agent, admin or owner.")]}
         )
-    existing = Membership.objects.filter(organization=organization, user=user).first()
+    existing = scoped(Membership, organization).filter(user=user).first()
     if existing is not None:
         return member_set_role_as_operator(
             organization=organization, membership=existing, role=role, via=via
@@ -918,6 +918,8 @@ def user_make_superuser(*, user: User, via: str = "cli") -> User:
 
 def audit_scrub_target(*, organization: Organization, target_type: str, target_id: str) -> int:
     """Forget what the audit log says about an erased object: keep that events happened, not who."""
-    return AuditEvent.objects.filter(
-        organization=organization, target_type=target_type, target_id=str(target_id)
-    ).update(target_label="", data={})
+    return (
+        scoped(AuditEvent, organization)
+        .filter(target_type=target_type, target_id=str(target_id))
+        .update(target_label="", data={})
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from accounts import services
 from accounts.models import Invitation, Membership, Organization, Role, User
+from accounts.tenancy import scoped
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Co"
@@ -78,7 +79,7 @@ def organization_and_people(ctx: DemoContext) -> None:
     for role, (email, name) in DEMO_PEOPLE.items():
         person = _user(ctx, email, name)
         ctx.people[role] = person
-        if Membership.objects.filter(organization=organization, user=person).exists():
+        if scoped(Membership, organization).filter(user=person).exists():
             continue
         # The way a team really grows: the owner invites, the person accepts.
         _invitation, token = services.invitation_create(

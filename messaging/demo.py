@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from accounts.tenancy import scoped
 from crm.demo import DemoContext, register_demo_step
 from messaging.models import Contact, CustomField
 from messaging.services import contacts as services
@@ -49,9 +50,9 @@ DEMO_CONTACTS = [
 @register_demo_step
 def address_book(ctx: DemoContext) -> None:
     organization = ctx.organization
-    if Contact.objects.filter(organization=organization).exists():
+    if scoped(Contact, organization).exists():
         return
-    if not CustomField.objects.filter(organization=organization, key="tier").exists():
+    if not scoped(CustomField, organization).filter(key="tier").exists():
         services.custom_field_define(
             organization=organization,
             key="tier",

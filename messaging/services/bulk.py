@@ -428,7 +428,7 @@ def bulk_undo(*, organization: Organization, job: BulkJob, actor: User | None) -
             code="not_undoable",
         )
     job.state, job.undone_at = JobState.UNDONE, now
-    items = BulkJobItem.objects.filter(organization=organization, job=job).values("contact_id")
+    items = scoped(BulkJobItem, organization).filter(job=job).values("contact_id")
     params = job.params
     if job.action == BulkAction.TAG:
         reversed_count, _unused = (
@@ -464,7 +464,8 @@ def _restore_links(organization: Organization, job: BulkJob) -> int:
     elif not scoped(ContactGroup, organization).filter(pk=job.params["group_id"]).exists():
         raise Conflict(_("The group was deleted since: nothing to restore."), code="gone")
     recorded = list(
-        BulkJobItem.objects.filter(organization=organization, job=job)
+        scoped(BulkJobItem, organization)
+        .filter(job=job)
         .order_by("contact_id")
         .values_list("contact_id", flat=True)
     )

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from accounts.services import audit_record, audit_scrub_target
+from accounts.tenancy import scoped
 from crm.errors import ApplicationError, Conflict
 from messaging.models import (
     Contact,
@@ -59,10 +60,7 @@ def custom_field_values_clean(
             _("Custom fields must be an object."),
             fields={"custom_fields": [_("Expected an object.")]},
         )
-    definitions = {
-        f.key: f
-        for f in CustomField.objects.filter(organization=organization, key__in=list(values))
-    }
+    definitions = {f.key: f for f in scoped(CustomField, organization).filter(key__in=list(values))}
     cleaned, errors = {}, {}
     for key, raw in values.items():
         field = definitions.get(key)
@@ -177,7 +175,7 @@ def custom_field_define(
         field.full_clean(exclude=["organization"], validate_unique=False)
     except ValidationError as exc:
         raise ApplicationError(_("Some fields are not valid."), fields=exc.message_dict) from None
-    if CustomField.objects.filter(organization=organization, key=key).exists():
+    if scoped(CustomField, organization).filter(key=key).exists():
         raise Conflict(_("A field with this key exists."), fields={"key": [_("Already in use.")]})
     field.save()
     return field
@@ -207,9 +205,11 @@ def custom_field_update(
 @transaction.atomic
 def custom_field_delete(*, organization: Organization, field: CustomField) -> None:
     """Delete the definition and its values on every contact."""
-    for contact in Contact.objects.filter(
-        organization=organization, custom_fields__has_key=field.key
-    ).only("id", "custom_fields"):
+    for contact in (
+        scoped(Contact, organization)
+        .filter(custom_fields__has_key=field.key)
+        .only("id", "custom_fields")
+    ):
         contact.custom_fields.pop(field.key, None)
         Contact.objects.filter(pk=contact.pk).update(custom_fields=contact.custom_fields)
     field.delete()
@@ -243,11 +243,7 @@ def tags_get_or_create(*, organization: Organization, names: Iterable[str]) -> l
     for raw in names:
         name = _clean_name(raw, "tag", 60)
         wanted.setdefault(name.lower(), name)
-    existing = {
-        t.name.lower(): t
-        for t in Tag.objects.filter(organization=organization)
-        if t.name.lower() in wanted
-    }
+    existing = {t.name.lower(): t for t in scoped(Tag, organization) if t.name.lower() in wanted}
     for key, name in wanted.items():
         if key in existing:
             continue
@@ -255,14 +251,14 @@ def tags_get_or_create(*, organization: Organization, names: Iterable[str]) -> l
             with transaction.atomic():
                 existing[key] = Tag.objects.create(organization=organization, name=name)
         except IntegrityError:  # created meanwhile, or equal to another under the database's LOWER
-            existing[key] = _same_name(Tag.objects.filter(organization=organization), name).get()
+            existing[key] = _same_name(scoped(Tag, organization), name).get()
     return list({tag.pk: tag for tag in (existing[key] for key in wanted)}.values())
 
 
 @transaction.atomic
 def tag_create(*, organization: Organization, name: str, color: str = "#0f766e") -> Tag:
     name = _clean_name(name, "tag", 60)
-    if _same_name(Tag.objects.filter(organization=organization), name).exists():
+    if _same_name(scoped(Tag, organization), name).exists():
         raise Conflict(_("This tag exists."), fields={"name": [_("Already in use.")]})
     return Tag.objects.create(organization=organization, name=name, color=color or "#0f766e")
 
@@ -273,11 +269,7 @@ def tag_update(
 ) -> Tag:
     if name is not None:
         name = _clean_name(name, "tag", 60)
-        if (
-            _same_name(Tag.objects.filter(organization=organization), name)
-            .exclude(pk=tag.pk)
-            .exists()
-        ):
+        if _same_name(scoped(Tag, organization), name).exclude(pk=tag.pk).exists():
             raise Conflict(_("This tag exists."), fields={"name": [_("Already in use.")]})
         tag.name = name
     if color:
@@ -289,22 +281,20 @@ def tag_update(
 @transaction.atomic
 def tag_delete(*, organization: Organization, tag: Tag) -> None:
     """Delete a tag; its links to contacts go with it, the contacts stay."""
-    Tag.objects.filter(organization=organization, pk=tag.pk).delete()
+    scoped(Tag, organization).filter(pk=tag.pk).delete()
 
 
 def groups_get_or_create(*, organization: Organization, names: Iterable[str]) -> list[ContactGroup]:
     groups = []
     for raw in names:
         name = _clean_name(raw, "group", 120)
-        group = _same_name(ContactGroup.objects.filter(organization=organization), name).first()
+        group = _same_name(scoped(ContactGroup, organization), name).first()
         if group is None:
             try:
                 with transaction.atomic():
                     group = ContactGroup.objects.create(organization=organization, name=name)
             except IntegrityError:
-                group = _same_name(
-                    ContactGroup.objects.filter(organization=organization), name
-                ).get()
+                group = _same_name(scoped(ContactGroup, organization), name).get()
         if group not in groups:
             groups.append(group)
     return groups
@@ -313,7 +303,7 @@ def groups_get_or_create(*, organization: Organization, names: Iterable[str]) ->
 @transaction.atomic
 def group_create(*, organization: Organization, name: str, description: str = "") -> ContactGroup:
     name = _clean_name(name, "group", 120)
-    if _same_name(ContactGroup.objects.filter(organization=organization), name).exists():
+    if _same_name(scoped(ContactGroup, organization), name).exists():
         raise Conflict(_("A group with this name exists."), fields={"name": [_("Already in use.")]})
     return ContactGroup.objects.create(
         organization=organization, name=name, description=description or ""
@@ -330,11 +320,7 @@ def group_update(
 ) -> ContactGroup:
     if name is not None:
         name = _clean_name(name, "group", 120)
-        if (
-            _same_name(ContactGroup.objects.filter(organization=organization), name)
-            .exclude(pk=group.pk)
-            .exists()
-        ):
+        if _same_name(scoped(ContactGroup, organization), name).exclude(pk=group.pk).exists():
             raise Conflict(
                 _("A group with this name exists."), fields={"name": [_("Already in use.")]}
             )
@@ -348,7 +334,7 @@ def group_update(
 @transaction.atomic
 def group_delete(*, organization: Organization, group: ContactGroup) -> None:
     """Delete a group; its memberships go with it, the contacts stay."""
-    ContactGroup.objects.filter(organization=organization, pk=group.pk).delete()
+    scoped(ContactGroup, organization).filter(pk=group.pk).delete()
 
 
 @transaction.atomic
@@ -356,14 +342,12 @@ def group_add_contacts(
     *, organization: Organization, group: ContactGroup, contact_ids: Iterable[int]
 ) -> int:
     ids = set(
-        Contact.objects.filter(organization=organization, pk__in=list(contact_ids)).values_list(
-            "pk", flat=True
-        )
+        scoped(Contact, organization).filter(pk__in=list(contact_ids)).values_list("pk", flat=True)
     )
     present = set(
-        ContactGroupMember.objects.filter(
-            organization=organization, group=group, contact_id__in=ids
-        ).values_list("contact_id", flat=True)
+        scoped(ContactGroupMember, organization)
+        .filter(group=group, contact_id__in=ids)
+        .values_list("contact_id", flat=True)
     )
     rows = [
         ContactGroupMember(organization=organization, group=group, contact_id=cid)
@@ -377,9 +361,11 @@ def group_add_contacts(
 def group_remove_contacts(
     *, organization: Organization, group: ContactGroup, contact_ids: Iterable[int]
 ) -> int:
-    deleted, _unused = ContactGroupMember.objects.filter(
-        organization=organization, group=group, contact_id__in=list(contact_ids)
-    ).delete()
+    deleted, _unused = (
+        scoped(ContactGroupMember, organization)
+        .filter(group=group, contact_id__in=list(contact_ids))
+        .delete()
+    )
     return deleted
 
 
@@ -455,7 +441,7 @@ def _claim_identities(
     if not pairs:
         return
     taken = (
-        ContactIdentity.objects.filter(organization=organization)
+        scoped(ContactIdentity, organization)
         .filter(_pairs_q(pairs))
         .exclude(contact=contact)
         .select_related("contact")
@@ -470,9 +456,7 @@ def _claim_identities(
             fields={field: [_("Already belongs to contact %(id)s.") % {"id": clash.contact_id}]},
         )
     have = set(
-        ContactIdentity.objects.filter(organization=organization, contact=contact).values_list(
-            "kind", "value"
-        )
+        scoped(ContactIdentity, organization).filter(contact=contact).values_list("kind", "value")
     )
     rows = [
         ContactIdentity(organization=organization, contact=contact, kind=k, value=v)
@@ -505,7 +489,7 @@ def _set_aliases(organization: Organization, contact: Contact, aliases: Iterable
         raise ApplicationError(
             _("Too many aliases."), fields={"aliases": [_("At most %(n)d.") % {"n": MAX_ALIASES}]}
         )
-    ContactAlias.objects.filter(organization=organization, contact=contact).delete()
+    scoped(ContactAlias, organization).filter(contact=contact).delete()
     ContactAlias.objects.bulk_create(
         [ContactAlias(organization=organization, contact=contact, alias=a) for a in wanted.values()]
     )
@@ -513,9 +497,7 @@ def _set_aliases(organization: Organization, contact: Contact, aliases: Iterable
 
 def _set_tags(organization: Organization, contact: Contact, names: Iterable[str]) -> None:
     tags = tags_get_or_create(organization=organization, names=names)
-    ContactTag.objects.filter(organization=organization, contact=contact).exclude(
-        tag__in=tags
-    ).delete()
+    scoped(ContactTag, organization).filter(contact=contact).exclude(tag__in=tags).delete()
     ContactTag.objects.bulk_create(
         [ContactTag(organization=organization, contact=contact, tag=t) for t in tags],
         ignore_conflicts=True,
@@ -524,7 +506,7 @@ def _set_tags(organization: Organization, contact: Contact, names: Iterable[str]
 
 def _set_groups(organization: Organization, contact: Contact, names: Iterable[str]) -> None:
     groups = groups_get_or_create(organization=organization, names=names)
-    ContactGroupMember.objects.filter(organization=organization, contact=contact).exclude(
+    scoped(ContactGroupMember, organization).filter(contact=contact).exclude(
         group__in=groups
     ).delete()
     ContactGroupMember.objects.bulk_create(
@@ -538,11 +520,13 @@ def search_terms_rebuild(*, organization: Organization, contact_ids: Iterable[in
     ids = list(contact_ids)
     if not ids:
         return
-    ContactSearchTerm.objects.filter(organization=organization, contact_id__in=ids).delete()
+    scoped(ContactSearchTerm, organization).filter(contact_id__in=ids).delete()
     rows = []
     Kind = ContactSearchTerm.Kind
-    for contact in Contact.objects.filter(organization=organization, pk__in=ids).only(
-        "id", "name", "notify_name", "verified_name", "email"
+    for contact in (
+        scoped(Contact, organization)
+        .filter(pk__in=ids)
+        .only("id", "name", "notify_name", "verified_name", "email")
     ):
         for value in {contact.name, contact.notify_name, contact.verified_name}:
             if value.strip():
@@ -563,9 +547,11 @@ def search_terms_rebuild(*, organization: Organization, contact_ids: Iterable[in
                     value=contact.email.lower()[:200],
                 )
             )
-    for contact_id, alias in ContactAlias.objects.filter(
-        organization=organization, contact_id__in=ids
-    ).values_list("contact_id", "alias"):
+    for contact_id, alias in (
+        scoped(ContactAlias, organization)
+        .filter(contact_id__in=ids)
+        .values_list("contact_id", "alias")
+    ):
         rows.append(
             ContactSearchTerm(
                 organization=organization,
@@ -574,9 +560,11 @@ def search_terms_rebuild(*, organization: Organization, contact_ids: Iterable[in
                 value=fold(alias)[:200],
             )
         )
-    for contact_id, kind, value in ContactIdentity.objects.filter(
-        organization=organization, contact_id__in=ids
-    ).values_list("contact_id", "kind", "value"):
+    for contact_id, kind, value in (
+        scoped(ContactIdentity, organization)
+        .filter(contact_id__in=ids)
+        .values_list("contact_id", "kind", "value")
+    ):
         term_kind = Kind.PHONE if kind == IdentityKind.PHONE else Kind.IDENTITY
         rows.append(
             ContactSearchTerm(
@@ -591,9 +579,8 @@ def search_terms_rebuild(*, organization: Organization, contact_ids: Iterable[in
 
 def _primary_phone(organization: Organization, contact: Contact) -> str | None:
     phones = list(
-        ContactIdentity.objects.filter(
-            organization=organization, contact=contact, kind=IdentityKind.PHONE
-        )
+        scoped(ContactIdentity, organization)
+        .filter(contact=contact, kind=IdentityKind.PHONE)
         .order_by("created_at", "id")
         .values_list("value", flat=True)[:1]
     )
@@ -646,8 +633,8 @@ def contact_update(
         contact.custom_fields = {k: v for k, v in merged.items() if v is not None}
     _claim_identities(organization, contact, pairs)
     if "phone" in data and not data.get("phone"):
-        ContactIdentity.objects.filter(
-            organization=organization, contact=contact, kind=IdentityKind.PHONE, value=contact.phone
+        scoped(ContactIdentity, organization).filter(
+            contact=contact, kind=IdentityKind.PHONE, value=contact.phone
         ).delete()
     new_phone = next((v for k, v in pairs if k == IdentityKind.PHONE and "phone" in data), None)
     contact.phone = new_phone or _primary_phone(organization, contact)
@@ -667,7 +654,8 @@ def contact_get_or_create_by_identity(
     if kind == IdentityKind.PHONE:
         value = normalize_phone(value, default_country=organization.default_country)
     existing = (
-        ContactIdentity.objects.filter(organization=organization, kind=kind, value=value)
+        scoped(ContactIdentity, organization)
+        .filter(kind=kind, value=value)
         .select_related("contact")
         .first()
     )
@@ -737,38 +725,34 @@ def contact_merge(
     if survivor.status == ContactStatus.ACTIVE and other.status != ContactStatus.ACTIVE:
         survivor.status = other.status
 
-    ContactIdentity.objects.filter(organization=organization, contact=other).update(
-        contact=survivor
-    )
+    scoped(ContactIdentity, organization).filter(contact=other).update(contact=survivor)
     have_aliases = {
         a.lower()
-        for a in ContactAlias.objects.filter(
-            organization=organization, contact=survivor
-        ).values_list("alias", flat=True)
+        for a in scoped(ContactAlias, organization)
+        .filter(contact=survivor)
+        .values_list("alias", flat=True)
     }
     moving = [
         a
-        for a in ContactAlias.objects.filter(organization=organization, contact=other)
+        for a in scoped(ContactAlias, organization).filter(contact=other)
         if a.alias.lower() not in have_aliases
     ]
     ContactAlias.objects.filter(pk__in=[a.pk for a in moving]).update(contact=survivor)
     tag_ids = set(
-        ContactTag.objects.filter(organization=organization, contact=survivor).values_list(
-            "tag_id", flat=True
-        )
+        scoped(ContactTag, organization).filter(contact=survivor).values_list("tag_id", flat=True)
     )
-    ContactTag.objects.filter(organization=organization, contact=other).exclude(
-        tag_id__in=tag_ids
-    ).update(contact=survivor)
+    scoped(ContactTag, organization).filter(contact=other).exclude(tag_id__in=tag_ids).update(
+        contact=survivor
+    )
     group_ids = set(
-        ContactGroupMember.objects.filter(organization=organization, contact=survivor).values_list(
-            "group_id", flat=True
-        )
+        scoped(ContactGroupMember, organization)
+        .filter(contact=survivor)
+        .values_list("group_id", flat=True)
     )
-    ContactGroupMember.objects.filter(organization=organization, contact=other).exclude(
+    scoped(ContactGroupMember, organization).filter(contact=other).exclude(
         group_id__in=group_ids
     ).update(contact=survivor)
-    ContactNote.objects.filter(organization=organization, contact=other).update(contact=survivor)
+    scoped(ContactNote, organization).filter(contact=other).update(contact=survivor)
     merged_id, merged_label = other.pk, other.display_name
     other.delete()
 

@@ -18,6 +18,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 
 from accounts.models import Organization
+from accounts.tenancy import scoped
 from messaging.models import (
     Contact,
     ContactAlias,
@@ -53,7 +54,7 @@ def contacts_export_rows(*, organization: Organization, filters: dict) -> Iterat
     The query is built here, eagerly, so a bad filter raises ApplicationError before a response
     starts streaming; the rows are read lazily with a server-side cursor in chunks, and aliases,
     tags, groups and identities of each chunk are fetched in bulk (four queries per chunk)."""
-    fields = list(CustomField.objects.filter(organization=organization).order_by("key"))
+    fields = list(scoped(CustomField, organization).order_by("key"))
     contacts = contact_list(organization=organization, **filters).only(
         "id",
         "name",
@@ -96,24 +97,26 @@ def _chunk_rows(
 ) -> Iterator[list[str]]:
     ids = [c.pk for c in chunk]
     aliases = _grouped(
-        ContactAlias.objects.filter(organization=organization, contact_id__in=ids)
+        scoped(ContactAlias, organization)
+        .filter(contact_id__in=ids)
         .order_by("contact_id", "id")
         .values_list("contact_id", "alias")
     )
     tags = _grouped(
-        ContactTag.objects.filter(organization=organization, contact_id__in=ids)
+        scoped(ContactTag, organization)
+        .filter(contact_id__in=ids)
         .order_by("contact_id", "tag__name")
         .values_list("contact_id", "tag__name")
     )
     groups = _grouped(
-        ContactGroupMember.objects.filter(organization=organization, contact_id__in=ids)
+        scoped(ContactGroupMember, organization)
+        .filter(contact_id__in=ids)
         .order_by("contact_id", "group__name")
         .values_list("contact_id", "group__name")
     )
     phones = _grouped(
-        ContactIdentity.objects.filter(
-            organization=organization, contact_id__in=ids, kind=IdentityKind.PHONE
-        )
+        scoped(ContactIdentity, organization)
+        .filter(contact_id__in=ids, kind=IdentityKind.PHONE)
         .order_by("contact_id", "created_at", "id")
         .values_list("contact_id", "value")
     )

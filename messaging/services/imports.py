@@ -43,6 +43,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
+from accounts.tenancy import scoped
 from crm.errors import ApplicationError
 from crm.live import org_group, push
 from messaging.models import (
@@ -430,12 +431,12 @@ def _inspect(job: ImportJob, sample: bytes, encoding: str | None) -> None:
 def _propose_mapping(organization: Organization, headers: list[str]) -> dict[str, str]:
     keys = {header: _header_key(header) for header in headers}
     remembered = dict(
-        ImportColumnMemory.objects.filter(
-            organization=organization, header__in=[k[:200] for k in keys.values()]
-        ).values_list("header", "field")
+        scoped(ImportColumnMemory, organization)
+        .filter(header__in=[k[:200] for k in keys.values()])
+        .values_list("header", "field")
     )
     custom = {}
-    for definition in CustomField.objects.filter(organization=organization).only("key", "label"):
+    for definition in scoped(CustomField, organization).only("key", "label"):
         target = f"cf.{definition.key}"
         custom[_header_key(definition.key)] = target
         custom[_header_key(definition.label)] = target
@@ -455,7 +456,7 @@ def _propose_mapping(organization: Organization, headers: list[str]) -> dict[str
 
 
 def _valid_fields(organization: Organization) -> set[str]:
-    keys = CustomField.objects.filter(organization=organization).values_list("key", flat=True)
+    keys = scoped(CustomField, organization).values_list("key", flat=True)
     return set(FIELDS) | {f"cf.{k}" for k in keys} | {""}
 
 
@@ -636,7 +637,7 @@ class RowParser:
         self.columns = [(i, job.mapping.get(h, "")) for i, h in enumerate(job.headers)]
         self.columns = [(i, target) for i, target in self.columns if target]
         self.width = len(job.headers)
-        self.definitions = {f.key: f for f in CustomField.objects.filter(organization=organization)}
+        self.definitions = {f.key: f for f in scoped(CustomField, organization)}
         self.now = timezone.now()
 
     def parse(self, number: int, cells: list[str]) -> ParsedRow:
@@ -785,9 +786,9 @@ def import_preview(*, organization: Organization, job: ImportJob, rows: int = 20
                 break
     phones = {p for row in parsed for p in row.phones}
     holders = dict(
-        ContactIdentity.objects.filter(
-            organization=organization, kind=IdentityKind.PHONE, value__in=phones
-        ).values_list("value", "contact_id")
+        scoped(ContactIdentity, organization)
+        .filter(kind=IdentityKind.PHONE, value__in=phones)
+        .values_list("value", "contact_id")
     )
     seen: dict[str, int] = {}
     out = []
@@ -1061,9 +1062,9 @@ def _phone_holders(organization: Organization, phones: list[str]) -> dict[str, i
         return {}
     if connection.vendor != "postgresql":
         return dict(
-            ContactIdentity.objects.filter(
-                organization=organization, kind=IdentityKind.PHONE, value__in=phones
-            ).values_list("value", "contact_id")
+            scoped(ContactIdentity, organization)
+            .filter(kind=IdentityKind.PHONE, value__in=phones)
+            .values_list("value", "contact_id")
         )
     # One parameter instead of thousands of IN placeholders (phones are digits: no commas).
     with connection.cursor() as cursor:
@@ -1342,19 +1343,23 @@ class _Runner:
                 to_create.append((row, row.new or _NewContact(row)))
 
         _insert_contacts(organization, [contact for _row, contact in to_create], now)
-        existing = Contact.objects.filter(organization=organization, pk__in=list(to_update)).only(
-            "id",
-            "name",
-            "notify_name",
-            "verified_name",
-            "phone",
-            "email",
-            "favorite",
-            "status",
-            "opted_out_at",
-            "opted_out_source",
-            "custom_fields",
-            "display_name",
+        existing = (
+            scoped(Contact, organization)
+            .filter(pk__in=list(to_update))
+            .only(
+                "id",
+                "name",
+                "notify_name",
+                "verified_name",
+                "phone",
+                "email",
+                "favorite",
+                "status",
+                "opted_out_at",
+                "opted_out_source",
+                "custom_fields",
+                "display_name",
+            )
         )
         updated: list[Contact] = []
         touched: list[tuple[ParsedRow, Contact | _NewContact]] = list(to_create)
