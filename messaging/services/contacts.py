@@ -38,9 +38,8 @@ from messaging.models import (
     IdentityKind,
     Tag,
 )
-from messaging.text import InvalidPhone, digits, fold, normalize_phone
+from messaging.text import InvalidPhone, fold, normalize_phone
 
-SCALAR_FIELDS = ("name", "notify_name", "verified_name", "email", "favorite", "status")
 MAX_ALIASES = 50
 
 
@@ -821,7 +820,3 @@ def note_add(
     return ContactNote.objects.create(
         organization=organization, contact=contact, text=text, author=author
     )
-
-
-def phone_query_digits(query: str) -> str:
-    return digits(query)

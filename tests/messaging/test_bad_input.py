@@ -68,18 +68,20 @@ def test_custom_filters_are_typed_and_only_for_defined_fields(cast, org, api):
 
 
 def test_names_equal_under_the_databases_case_rules_are_one(cast, org, api):
+    # 'İstanbul' and 'istanbul' may or may not be equal under the database's LOWER; either way the
+    # answer agrees with what is stored, and is never a 500.
     client = api(cast.agent)
     assert client.post("/api/v1/groups/", {"name": "İstanbul"}, format="json").status_code == 201
-    assert client.post("/api/v1/groups/", {"name": "istanbul"}, format="json").status_code in (
-        201,
-        409,
-    )
+    second = client.post("/api/v1/groups/", {"name": "istanbul"}, format="json").status_code
+    assert second in (201, 409)
+    assert ContactGroup.objects.filter(organization=org).count() == (2 if second == 201 else 1)
+    assert client.post("/api/v1/groups/", {"name": "ISTANBUL"}, format="json").status_code == 409
     assert client.post("/api/v1/tags/", {}, format="json").status_code == 400
-    svc.contact_create(
-        organization=org, data={"name": "T", "tags": ["İzmir", "izmir"], "groups": ["İstanbul"]}
+    contact = svc.contact_create(
+        organization=org, data={"name": "T", "tags": ["Izmir", "izmir", "IZMIR"]}
     )
-    assert ContactGroup.objects.filter(organization=org).count() in (1, 2)
-    assert Tag.objects.filter(organization=org).count() >= 1
+    assert Tag.objects.filter(organization=org).count() == 1
+    assert contact.contact_tags.count() == 1
 
 
 def test_a_phone_with_letters_is_refused(cast, org, api):
