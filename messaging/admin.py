@@ -9,7 +9,6 @@ from messaging.models import (
     ContactGroupMember,
     ContactIdentity,
     ContactNote,
-    ContactSearchTerm,
     ContactTag,
     CustomField,
     ImportColumnMemory,
@@ -32,7 +31,7 @@ class AliasInline(admin.TabularInline):
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
-    """Read and correct; writes that must keep search terms and identities whole go through services."""
+    """Read and correct; writes that must keep search text and identities whole go through services."""
 
     list_display = [
         "display_name",
@@ -64,14 +63,6 @@ class ContactAliasAdmin(admin.ModelAdmin):
     list_display = ["alias", "contact", "organization"]
     list_filter = ["organization"]
     search_fields = ["alias"]
-    raw_id_fields = ["contact"]
-
-
-@admin.register(ContactSearchTerm)
-class ContactSearchTermAdmin(admin.ModelAdmin):
-    list_display = ["kind", "value", "contact", "organization"]
-    list_filter = ["organization", "kind"]
-    search_fields = ["value"]
     raw_id_fields = ["contact"]
 
 

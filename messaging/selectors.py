@@ -1,7 +1,8 @@
 """Read paths of the address book: contact search with ranking, and filtered lists.
 
-Search reads ContactSearchTerm (folded names, aliases, identities, emails) so it behaves the same
-on SQLite and PostgreSQL. Rank: 0 = exact phone or identity (or phone ending for 4+ digits),
+Search reads ``Contact.search_text`` (folded names, aliases, email, phones and identities, each
+wrapped in its kind's marker; see ``messaging.text``) with LIKE patterns only, so it behaves the same
+on SQLite and PostgreSQL (where a trigram index serves them). Rank: 0 = exact phone or identity (or phone ending for 4+ digits),
 1 = a name or alias starting with the query (or one of its words), 2 = contains it.
 """
 
@@ -14,7 +15,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Value,
     When,
 )
@@ -26,46 +26,49 @@ from crm.errors import ApplicationError
 from messaging.models import (
     Contact,
     ContactGroupMember,
-    ContactSearchTerm,
     ContactStatus,
     ContactTag,
     CustomField,
 )
-from messaging.text import digits, fold
+from messaging.text import SEARCH_MARKS, digits, search_term
 
 PHONE_ENDING_MIN_DIGITS = 4
 
 
 def contact_search(*, organization: Organization, query: str) -> QuerySet[Contact]:
     """Contacts matching ``query``, best first (rank, then name), annotated with ``rank``."""
-    text = fold(query)
+    text = search_term(query)
     number = digits(query)
     if not text:
         return scoped(Contact, organization).none()
-    Kind = ContactSearchTerm.Kind
-    conditions = Q(value__contains=text)
-    rank = [
-        When(Q(kind__in=[Kind.PHONE, Kind.IDENTITY], value=text), then=Value(0)),
-        When(
-            Q(kind__in=[Kind.NAME, Kind.ALIAS, Kind.EMAIL], value__startswith=text), then=Value(1)
-        ),
-        When(Q(kind__in=[Kind.NAME, Kind.ALIAS], value__contains=" " + text), then=Value(1)),
-    ]
+    name, alias, email, phone, identity = (
+        SEARCH_MARKS[k] for k in ("name", "alias", "email", "phone", "identity")
+    )
+    matches = Q(search_text__contains=text)
+    exact = Q(search_text__contains=f"{phone}{text}{phone}") | Q(
+        search_text__contains=f"{identity}{text}{identity}"
+    )
     if len(number) >= PHONE_ENDING_MIN_DIGITS:
-        phone_match = Q(kind=Kind.PHONE, value__endswith=number)
-        conditions |= phone_match | Q(kind=Kind.PHONE, value=number)
-        rank.insert(0, When(Q(kind=Kind.PHONE, value=number) | phone_match, then=Value(0)))
-    best_rank = (
-        scoped(ContactSearchTerm, organization)
-        .filter(conditions, contact_id=OuterRef("pk"))
-        .annotate(term_rank=Case(*rank, default=Value(2), output_field=IntegerField()))
-        .order_by("term_rank")
-        .values("term_rank")[:1]
+        ending = Q(search_text__contains=f"{number}{phone}")  # only phone terms end in that mark
+        matches |= ending
+        exact |= ending
+    # A space is only ever inside a name or an alias: " ann" is one of their words starting.
+    starts = (
+        Q(search_text__contains=f"{name}{text}")
+        | Q(search_text__contains=f"{alias}{text}")
+        | Q(search_text__contains=f"{email}{text}")
+        | Q(search_text__contains=f" {text}")
+    )
+    rank = Case(
+        When(exact, then=Value(0)),
+        When(starts, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
     )
     return (
         scoped(Contact, organization)
-        .annotate(rank=Subquery(best_rank, output_field=IntegerField()))
-        .filter(rank__isnull=False)
+        .filter(matches)
+        .annotate(rank=rank)
         .order_by("rank", "display_name", "id")
     )
 

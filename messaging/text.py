@@ -11,6 +11,20 @@ from crm.errors import ApplicationError
 
 NON_DIGITS = re.compile(r"\D+")
 NOT_PHONE_CHARACTERS = re.compile(r"[^0-9+\-(). /\s]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+# A contact's search text: its folded terms in one column, each wrapped in the marker of its kind.
+# Markers are control characters, which terms never hold (``search_term`` drops them), so a LIKE
+# pattern can ask for a whole term (``\x04447957189696\x04``), a term's start (``\x01jos``), a
+# phone's end (``9696\x04``) or any part of one, and never matches across two terms.
+SEARCH_MARKS = {
+    "name": "\x01",
+    "alias": "\x02",
+    "email": "\x03",
+    "phone": "\x04",
+    "identity": "\x05",
+}
+SEARCH_TERM_MAX = 200
 
 
 class InvalidPhone(ApplicationError):
@@ -22,6 +36,24 @@ def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text or "")
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())
+
+
+def search_term(text: str) -> str:
+    """One term as search stores and looks for it: folded, no control characters, bounded."""
+    if text.isascii() and text.isprintable():  # the import's hot path: folding is lowercasing
+        return " ".join(text.lower().split())[:SEARCH_TERM_MAX]
+    return fold(CONTROL_CHARACTERS.sub(" ", text))[:SEARCH_TERM_MAX]
+
+
+def search_text(terms) -> str:
+    """``(kind, raw value)`` pairs → the contact's search text (same terms, same text)."""
+    wrapped = set()
+    for kind, value in terms:
+        term = search_term(value)
+        if term:
+            mark = SEARCH_MARKS[kind]
+            wrapped.add(f"{mark}{term}{mark}")
+    return "".join(sorted(wrapped))
 
 
 def digits(text: str) -> str:

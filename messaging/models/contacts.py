@@ -33,7 +33,10 @@ class IdentityKind(models.TextChoices):
 
 
 class Contact(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # Every index starts with the organization: a separate one on it would only slow writes.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     name = models.CharField(_("name"), max_length=200, blank=True)
     notify_name = models.CharField(_("WhatsApp name"), max_length=200, blank=True)
     verified_name = models.CharField(_("verified business name"), max_length=200, blank=True)
@@ -52,6 +55,9 @@ class Contact(models.Model):
     custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Folded names, aliases, email, phones and identities (``messaging.text.search_text``), kept
+    # by the services; search reads only this column (trigram-indexed on PostgreSQL).
+    search_text = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["display_name", "id"]
@@ -77,7 +83,9 @@ class Contact(models.Model):
 class ContactIdentity(models.Model):
     """Authoritative: a message under any identity of a contact lands on that contact."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(max_length=8, choices=IdentityKind.choices)
     value = models.CharField(max_length=128)
@@ -89,14 +97,15 @@ class ContactIdentity(models.Model):
                 fields=["organization", "kind", "value"], name="identity_unique_per_org"
             )
         ]
-        indexes = [models.Index(fields=["organization", "contact"], name="identity_org_contact")]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
 
 
 class ContactAlias(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="aliases")
     alias = models.CharField(max_length=100)
 
@@ -109,35 +118,6 @@ class ContactAlias(models.Model):
 
     def __str__(self) -> str:
         return self.alias
-
-
-class ContactSearchTerm(models.Model):
-    """Normalized search terms (case- and accent-folded) of a contact, rebuilt by its services.
-
-    One portable table serves search on SQLite and PostgreSQL alike: exact identity or phone,
-    name/alias prefix, contains, and phone-number endings.
-    """
-
-    class Kind(models.TextChoices):
-        NAME = "name"
-        ALIAS = "alias"
-        PHONE = "phone"
-        IDENTITY = "identity"
-        EMAIL = "email"
-
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="search_terms")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    value = models.CharField(max_length=200)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["organization", "value"], name="searchterm_org_value"),
-            models.Index(fields=["organization", "contact"], name="searchterm_org_contact"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.value}"
 
 
 class Tag(models.Model):
@@ -157,7 +137,9 @@ class Tag(models.Model):
 
 
 class ContactTag(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="contact_tags")
     tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="contact_tags")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -168,7 +150,6 @@ class ContactTag(models.Model):
                 fields=["organization", "contact", "tag"], name="contact_tag_unique"
             )
         ]
-        indexes = [models.Index(fields=["organization", "tag"], name="contacttag_org_tag")]
 
     def __str__(self) -> str:
         return f"{self.tag_id} on {self.contact_id}"
@@ -191,7 +172,9 @@ class ContactGroup(models.Model):
 
 
 class ContactGroupMember(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     group = models.ForeignKey(ContactGroup, on_delete=models.CASCADE, related_name="members")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="group_memberships")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -202,14 +185,15 @@ class ContactGroupMember(models.Model):
                 fields=["organization", "group", "contact"], name="group_member_unique"
             )
         ]
-        indexes = [models.Index(fields=["organization", "contact"], name="groupmember_org_contact")]
 
     def __str__(self) -> str:
         return f"{self.contact_id} in {self.group_id}"
 
 
 class ContactNote(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

@@ -2,7 +2,7 @@
 
 Keyword-only functions taking the organization explicitly; each runs in one transaction and raises
 ``crm.errors.ApplicationError`` (with per-field messages) for what a user got wrong. Every write
-rebuilds the contact's search terms (messaging/selectors.py reads them).
+rebuilds the contact's search text (messaging/selectors.py reads it).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from messaging.models import (
     ContactGroupMember,
     ContactIdentity,
     ContactNote,
-    ContactSearchTerm,
     ContactStatus,
     ContactTag,
     CustomField,
@@ -38,7 +37,7 @@ from messaging.models import (
     IdentityKind,
     Tag,
 )
-from messaging.text import InvalidPhone, fold, normalize_phone
+from messaging.text import InvalidPhone, normalize_phone, search_text
 
 MAX_ALIASES = 50
 
@@ -514,66 +513,50 @@ def _set_groups(organization: Organization, contact: Contact, names: Iterable[st
     )
 
 
-def search_terms_rebuild(*, organization: Organization, contact_ids: Iterable[int]) -> None:
-    """Recompute the folded search terms of these contacts (a few queries for any number of them)."""
+def contact_search_terms(contact, aliases: Iterable[str], identities: Iterable[tuple[str, str]]):
+    """``(kind, value)`` search terms of a contact: its names, email, aliases and identities."""
+    yield from (("name", v) for v in (contact.name, contact.notify_name, contact.verified_name))
+    yield "email", contact.email
+    yield from (("alias", a) for a in aliases)
+    for kind, value in identities:
+        yield ("phone" if kind == IdentityKind.PHONE else "identity"), value
+
+
+def search_text_rebuild(*, organization: Organization, contact_ids: Iterable[int]) -> None:
+    """Recompute the search text of these contacts (three reads and one write for any number)."""
     ids = list(contact_ids)
     if not ids:
         return
-    scoped(ContactSearchTerm, organization).filter(contact_id__in=ids).delete()
-    rows = []
-    Kind = ContactSearchTerm.Kind
-    for contact in (
-        scoped(Contact, organization)
-        .filter(pk__in=ids)
-        .only("id", "name", "notify_name", "verified_name", "email")
-    ):
-        for value in {contact.name, contact.notify_name, contact.verified_name}:
-            if value.strip():
-                rows.append(
-                    ContactSearchTerm(
-                        organization=organization,
-                        contact_id=contact.pk,
-                        kind=Kind.NAME,
-                        value=fold(value)[:200],
-                    )
-                )
-        if contact.email:
-            rows.append(
-                ContactSearchTerm(
-                    organization=organization,
-                    contact_id=contact.pk,
-                    kind=Kind.EMAIL,
-                    value=contact.email.lower()[:200],
-                )
-            )
+    aliases: dict[int, list[str]] = {}
     for contact_id, alias in (
         scoped(ContactAlias, organization)
         .filter(contact_id__in=ids)
         .values_list("contact_id", "alias")
     ):
-        rows.append(
-            ContactSearchTerm(
-                organization=organization,
-                contact_id=contact_id,
-                kind=Kind.ALIAS,
-                value=fold(alias)[:200],
-            )
-        )
+        aliases.setdefault(contact_id, []).append(alias)
+    identities: dict[int, list[tuple[str, str]]] = {}
     for contact_id, kind, value in (
         scoped(ContactIdentity, organization)
         .filter(contact_id__in=ids)
         .values_list("contact_id", "kind", "value")
     ):
-        term_kind = Kind.PHONE if kind == IdentityKind.PHONE else Kind.IDENTITY
-        rows.append(
-            ContactSearchTerm(
-                organization=organization,
-                contact_id=contact_id,
-                kind=term_kind,
-                value=value.lower()[:200],
+        identities.setdefault(contact_id, []).append((kind, value))
+    contacts = list(
+        scoped(Contact, organization)
+        .filter(pk__in=ids)
+        .only("id", "name", "notify_name", "verified_name", "email", "search_text")
+    )
+    changed = []
+    for contact in contacts:
+        text = search_text(
+            contact_search_terms(
+                contact, aliases.get(contact.pk, ()), identities.get(contact.pk, ())
             )
         )
-    ContactSearchTerm.objects.bulk_create(rows, batch_size=1000)
+        if text != contact.search_text:
+            contact.search_text = text
+            changed.append(contact)
+    Contact.objects.bulk_update(changed, ["search_text"], batch_size=1000)
 
 
 def _primary_phone(organization: Organization, contact: Contact) -> str | None:
@@ -602,7 +585,7 @@ def contact_create(*, organization: Organization, data: dict, actor: User | None
     contact.save()
     _claim_identities(organization, contact, pairs)
     _apply_collections(organization, contact, data)
-    search_terms_rebuild(organization=organization, contact_ids=[contact.pk])
+    search_text_rebuild(organization=organization, contact_ids=[contact.pk])
     return contact
 
 
@@ -640,7 +623,7 @@ def contact_update(
     contact.display_name = contact.compute_display_name()
     contact.save()
     _apply_collections(organization, contact, data)
-    search_terms_rebuild(organization=organization, contact_ids=[contact.pk])
+    search_text_rebuild(organization=organization, contact_ids=[contact.pk])
     return contact
 
 
@@ -676,7 +659,7 @@ def contact_get_or_create_by_identity(
             organization=organization, kind=kind, value=value
         )
         return winner.contact, False
-    search_terms_rebuild(organization=organization, contact_ids=[contact.pk])
+    search_text_rebuild(organization=organization, contact_ids=[contact.pk])
     return contact, True
 
 
@@ -688,7 +671,7 @@ def identity_remove(*, organization: Organization, identity: ContactIdentity) ->
         contact.phone = _primary_phone(organization, contact)
         contact.display_name = contact.compute_display_name()
         contact.save(update_fields=["phone", "display_name", "updated_at"])
-    search_terms_rebuild(organization=organization, contact_ids=[contact.pk])
+    search_text_rebuild(organization=organization, contact_ids=[contact.pk])
 
 
 @transaction.atomic
@@ -758,7 +741,7 @@ def contact_merge(
     survivor.phone = survivor.phone or _primary_phone(organization, survivor)
     survivor.display_name = survivor.compute_display_name()
     survivor.save()
-    search_terms_rebuild(organization=organization, contact_ids=[survivor.pk])
+    search_text_rebuild(organization=organization, contact_ids=[survivor.pk])
     audit_record(
         organization=organization,
         action="contact.merged",

@@ -6,7 +6,7 @@ the upload into ``default_storage`` with a size cap, ``import_preview`` parses t
 ``BATCH_SIZE`` rows, each batch one transaction of bulk statements: phones normalized with the
 organization's default country, existing contacts matched by phone identity (one query per batch),
 new contacts created with ``bulk_create``, matches merged (incoming values win only with
-``overwrite``; tags, groups and aliases are unioned), search terms rebuilt in bulk. Bad rows go to a
+``overwrite``; tags, groups and aliases are unioned), search text rebuilt in bulk. Bad rows go to a
 per-row error report (the original cells + row number + reason). Progress is pushed to the
 organization's dashboards after each batch commits.
 
@@ -28,6 +28,7 @@ import re
 import secrets
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -51,7 +52,6 @@ from messaging.models import (
     ContactAlias,
     ContactGroupMember,
     ContactIdentity,
-    ContactSearchTerm,
     ContactStatus,
     ContactTag,
     CustomField,
@@ -63,14 +63,15 @@ from messaging.models import (
 from messaging.services.contacts import (
     coerce_custom_value,
     groups_get_or_create,
-    search_terms_rebuild,
+    search_text_rebuild,
     tags_get_or_create,
 )
-from messaging.text import InvalidPhone, fold, normalize_phone
+from messaging.text import InvalidPhone, fold, normalize_phone, search_text
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
+YIELD_EVERY = 16  # rows the reader parses between offering the GIL to the writer
 SAMPLE_BYTES = 64 * 1024
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MAX_HEADERS = 200
@@ -622,10 +623,8 @@ class ParsedRow:
     custom: dict = field(default_factory=dict)
     opted_out_at: dt.datetime | None = None
     problems: list[str] = field(default_factory=list)
-    # Prepared off the writer's path (``_BatchReader``): the contact this row would create and its
-    # search terms ``(kind, value)``.
+    # Prepared off the writer's path (``_BatchReader``): the contact this row would create.
     new: _NewContact | None = None
-    terms: list[tuple[str, str]] | None = None
 
 
 class RowParser:
@@ -967,6 +966,7 @@ class _NewContact:
         "opted_out_source",
         "phone",
         "pk",
+        "search_text",
         "status",
         "verified_name",
     )
@@ -987,6 +987,7 @@ class _NewContact:
         else:
             self.opted_out_at, self.opted_out_source = None, ""
         self.display_name = Contact.compute_display_name(self)
+        self.search_text = search_text(_row_terms(row, self))
 
 
 _CONTACT_COLUMNS = [
@@ -1003,6 +1004,7 @@ _CONTACT_COLUMNS = [
     "opted_out_at",
     "opted_out_source",
     "custom_fields",
+    "search_text",
     "created_at",
     "updated_at",
 ]
@@ -1047,6 +1049,7 @@ def _insert_contacts(organization: Organization, contacts: list[_NewContact], no
                 n.opted_out_at,
                 n.opted_out_source,
                 json.dumps(n.custom_fields) if n.custom_fields else "{}",
+                n.search_text,
                 now,
                 now,
             )
@@ -1131,8 +1134,9 @@ class _BatchReader:
                         row = parse(number, cells)
                         if not row.problems:
                             row.new = _NewContact(row)
-                            row.terms = _row_terms(row, row.new)
                         batch.append(row)
+                        if not number % YIELD_EVERY:
+                            time.sleep(0)  # hand the GIL to the writer if its I/O is done
                         if len(batch) >= BATCH_SIZE:
                             if not self._put((True, (broken, batch, False))):
                                 return
@@ -1176,44 +1180,13 @@ def _copy(model, columns: list[str], rows, *, json_ready: bool = False) -> None:
         raise IntegrityError(str(exc)) from exc
 
 
-def _fold(text: str) -> str:
-    """``messaging.text.fold``, with a shortcut for ASCII (which NFKD leaves as it is)."""
-    if text.isascii():
-        return " ".join(text.lower().split())
-    return fold(text)
-
-
-def _row_terms(row: ParsedRow, contact: _NewContact) -> list[tuple[str, str]]:
-    """Search terms ``(kind, value)`` of the contact a row creates, built the way
-    ``messaging.services.contacts.search_terms_rebuild`` builds them (a test keeps them equal)."""
-    Kind = ContactSearchTerm.Kind
-    terms = []
-    for value in {contact.name, contact.notify_name, contact.verified_name}:
-        if value.strip():
-            terms.append((Kind.NAME.value, _fold(value)[:200]))
-    if contact.email:
-        terms.append((Kind.EMAIL.value, contact.email.lower()[:200]))
-    if row.aliases:
-        seen = set()
-        for alias in row.aliases:
-            if alias.lower() not in seen:
-                seen.add(alias.lower())
-                terms.append((Kind.ALIAS.value, _fold(alias)[:200]))
-    for phone in row.phones:
-        terms.append((Kind.PHONE.value, phone.lower()[:200]))
-    return terms
-
-
-def _search_terms(organization: Organization, created: list) -> list[tuple]:
-    """Search-term rows of brand-new contacts (``_row_terms``, usually prepared by the reader)."""
-    org_id = organization.pk
-    return [
-        (org_id, contact.pk, kind, value)
-        for row, contact in created
-        for kind, value in (
-            row.terms if row.terms is not None and row.new is contact else _row_terms(row, contact)
-        )
-    ]
+def _row_terms(row: ParsedRow, contact: _NewContact):
+    """Search terms ``(kind, value)`` of the contact a row creates, as
+    ``messaging.services.contacts.contact_search_terms`` lists them (a test keeps them equal)."""
+    yield from (("name", v) for v in (contact.name, contact.notify_name, contact.verified_name))
+    yield "email", contact.email
+    yield from (("alias", a) for a in row.aliases)
+    yield from (("phone", p) for p in row.phones)
 
 
 class _Runner:
@@ -1391,12 +1364,7 @@ class _Runner:
             )
         fresh = {contact.pk for _row, contact in to_create}
         self._link(touched, holders, fresh, now)
-        _copy(
-            ContactSearchTerm,
-            ["organization_id", "contact_id", "kind", "value"],
-            _search_terms(organization, to_create),
-        )
-        search_terms_rebuild(organization=organization, contact_ids=[c.pk for c in updated])
+        search_text_rebuild(organization=organization, contact_ids=[c.pk for c in updated])
         return len(to_create), len(updated), rejected
 
     def _merge(self, contact: Contact, row: ParsedRow) -> None:

@@ -312,7 +312,7 @@ def _many(org, prefix: str, count: int) -> None:
         for n in range(count)
     ]
     Contact.objects.bulk_create(rows, batch_size=1000)
-    svc.search_terms_rebuild(
+    svc.search_text_rebuild(
         organization=org,
         contact_ids=Contact.objects.filter(organization=org, name__startswith=prefix).values_list(
             "pk", flat=True

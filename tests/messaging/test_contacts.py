@@ -20,7 +20,6 @@ from messaging.models import (
     ContactGroupMember,
     ContactIdentity,
     ContactNote,
-    ContactSearchTerm,
     ContactTag,
 )
 from messaging.selectors import contact_list, contact_search
@@ -336,4 +335,3 @@ def test_filters_combine_with_search(org):
         "Ana Silva"
     ]
     assert [c.name for c in contact_list(organization=org, favorite=False)] == ["Ana Lopes"]
-    assert ContactSearchTerm.objects.filter(organization=org).exists()

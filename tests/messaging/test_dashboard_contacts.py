@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEvent
-from messaging.models import Contact, ContactNote, ContactSearchTerm, CustomField
+from messaging.models import Contact, ContactNote, CustomField
 from messaging.services import contacts as services
 
 pytestmark = pytest.mark.django_db
@@ -310,7 +310,7 @@ def test_it_erases_a_contact_for_an_admin_who_types_its_name(client, cast):
     assert done.redirect_chain[-1][0] == f"{BASE}/contacts/"
     assert "The contact was erased" in done.content.decode()
     assert not Contact.objects.filter(pk=note_contact).exists()
-    assert not ContactSearchTerm.objects.filter(value__contains="tom").exists()
+    assert not Contact.objects.filter(search_text__contains="tom").exists()
     assert AuditEvent.objects.filter(action="contact.erased").exists()
 
 
