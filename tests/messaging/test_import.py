@@ -502,6 +502,7 @@ def test_new_contacts_get_the_same_search_text_as_the_contact_services_build(cas
             "陳大文,,+85297188675,,,大文\n",
         ),
     )
+
     def terms():
         return sorted(
             Contact.objects.filter(organization=cast.org_a).values_list("pk", "search_text")
