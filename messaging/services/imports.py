@@ -17,6 +17,7 @@ with a quoted line break still counts as one row).
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import csv
 import datetime as dt
@@ -28,7 +29,6 @@ import re
 import secrets
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -39,6 +39,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadhandler import FileUploadHandler
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -71,7 +72,6 @@ from messaging.text import InvalidPhone, fold, normalize_phone, search_text
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
-YIELD_EVERY = 16  # rows the reader parses between offering the GIL to the writer
 SAMPLE_BYTES = 64 * 1024
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MAX_HEADERS = 200
@@ -611,20 +611,56 @@ def _open_rows(job: ImportJob) -> _Rows:
     return _Rows(job)
 
 
-@dataclass
 class ParsedRow:
-    number: int
-    cells: list[str]
-    values: dict = field(default_factory=dict)  # scalars: name, notify_name, ..., status, favorite
-    phones: list[str] = field(default_factory=list)  # primary first
-    aliases: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    groups: list[str] = field(default_factory=list)
-    custom: dict = field(default_factory=dict)
-    opted_out_at: dt.datetime | None = None
-    problems: list[str] = field(default_factory=list)
-    # Prepared off the writer's path (``_BatchReader``): the contact this row would create.
-    new: _NewContact | None = None
+    """One data row as the import understood it. A file holds many: a slotted class whose
+    optional lists are only created when filled keeps each row small (fewer objects for the
+    garbage collector to walk)."""
+
+    __slots__ = (
+        "aliases",
+        "cells",
+        "custom",
+        "groups",
+        "new",
+        "number",
+        "opted_out_at",
+        "phones",
+        "problems",
+        "stage",
+        "tags",
+        "values",
+    )
+
+    def __init__(self, number: int, cells: list[str]):
+        self.number, self.cells = number, cells
+        self.values: dict = {}  # scalars: name, notify_name, ..., status, favorite
+        self.phones: list[str] = []  # primary first
+        self.aliases: list[str] | tuple = ()
+        self.tags: list[str] | tuple = ()
+        self.groups: list[str] | tuple = ()
+        self.custom: dict = _NO_CUSTOM
+        self.opted_out_at: dt.datetime | None = None
+        self.problems: list[str] | tuple = ()
+        # Prepared off the writer's path (``_BatchReader``): the contact this row would create
+        # and, on PostgreSQL, its staged values.
+        self.new: _NewContact | None = None
+        self.stage: tuple | None = None
+
+    def problem(self, text: str) -> None:
+        if not self.problems:
+            self.problems = []
+        self.problems.append(text)
+
+    def add(self, name: str, value: str) -> None:
+        """Append to ``aliases``, ``tags`` or ``groups``."""
+        values = getattr(self, name)
+        if not values:
+            values = []
+            setattr(self, name, values)
+        values.append(value)
+
+
+_NO_CUSTOM: dict = {}  # shared by rows without custom values: never written to
 
 
 class RowParser:
@@ -643,21 +679,21 @@ class RowParser:
         row = ParsedRow(number=number, cells=cells)
         joined = "\n".join(cells)  # a cell is blank / holds U+FFFD iff the joined text does
         if not cells or not joined.strip():
-            row.problems.append(_("Empty row."))
+            row.problem(_("Empty row."))
             return row
         if len(cells) != self.width and not (
             len(cells) > self.width and not any(c.strip() for c in cells[self.width :])
         ):
-            row.problems.append(
+            row.problem(
                 _("Expected %(want)d columns, found %(got)d.")
                 % {"want": self.width, "got": len(cells)}
             )
             return row
         if "\ufffd" in joined:
-            row.problems.append(_("Some bytes are not valid in the file's encoding."))
+            row.problem(_("Some bytes are not valid in the file's encoding."))
             return row
         if "\x00" in joined:
-            row.problems.append(_("A cell contains a NUL character."))
+            row.problem(_("A cell contains a NUL character."))
             return row
         for index, target in self.columns:
             raw = unneutralize(cells[index].strip()) if index < len(cells) else ""
@@ -665,14 +701,14 @@ class RowParser:
             if raw:
                 self._apply(row, target, raw)
         if not row.phones:
-            row.problems.append(_("No phone number."))
+            row.problem(_("No phone number."))
         row.phones = list(dict.fromkeys(row.phones))
         return row
 
     def _apply(self, row: ParsedRow, target: str, raw: str) -> None:
         if target in {"name", "notify_name", "verified_name"}:
             if len(raw) > 200:
-                row.problems.append(_("%(field)s: at most 200 characters.") % {"field": target})
+                row.problem(_("%(field)s: at most 200 characters.") % {"field": target})
             else:
                 row.values[target] = raw
         elif target == "phone":
@@ -686,36 +722,35 @@ class RowParser:
             try:
                 validate_email(email)
             except ValidationError:
-                row.problems.append(_("Email “%(v)s” is not valid.") % {"v": raw})
+                row.problem(_("Email “%(v)s” is not valid.") % {"v": raw})
             else:
                 row.values["email"] = email
         elif target == "aliases":
             for part in LIST_SPLIT.split(raw):
                 alias = " ".join(part.strip().split())[:100]
                 if alias:
-                    row.aliases.append(alias)
+                    row.add("aliases", alias)
         elif target in {"tags", "groups"}:
             limit = 60 if target == "tags" else 120
-            names = getattr(row, target)
             for part in TAG_SPLIT.split(raw):
                 name = " ".join(part.strip().split())
                 if len(name) > limit:
-                    row.problems.append(
+                    row.problem(
                         _("%(field)s: “%(v)s” is longer than %(n)d characters.")
                         % {"field": target, "v": name[:30], "n": limit}
                     )
                 elif name:
-                    names.append(name)
+                    row.add(target, name)
         elif target == "favorite":
             flag = _boolean(raw)
             if flag is None:
-                row.problems.append(_("Favorite: enter yes or no, not “%(v)s”.") % {"v": raw})
+                row.problem(_("Favorite: enter yes or no, not “%(v)s”.") % {"v": raw})
             else:
                 row.values["favorite"] = flag
         elif target == "status":
             status = raw.lower()
             if status not in ContactStatus.values:
-                row.problems.append(
+                row.problem(
                     _("Status “%(v)s” is unknown (active, blocked or invalid).") % {"v": raw}
                 )
             else:
@@ -730,7 +765,7 @@ class RowParser:
             else:
                 flag = _boolean(raw)
                 if flag is None:
-                    row.problems.append(
+                    row.problem(
                         _("Opted out: enter yes, no or a date and time, not “%(v)s”.") % {"v": raw}
                     )
                 elif flag:
@@ -739,18 +774,21 @@ class RowParser:
             key = target[3:]
             definition = self.definitions.get(key)
             if definition is None:
-                row.problems.append(_("Unknown custom field “%(k)s”.") % {"k": key})
+                row.problem(_("Unknown custom field “%(k)s”.") % {"k": key})
                 return
             try:
-                row.custom[key] = coerce_custom_value(definition, raw)
+                value = coerce_custom_value(definition, raw)
+                if row.custom is _NO_CUSTOM:
+                    row.custom = {}
+                row.custom[key] = value
             except ValueError as exc:
-                row.problems.append(f"{definition.label}: {exc}")
+                row.problem(f"{definition.label}: {exc}")
 
     def _phone(self, row: ParsedRow, raw: str, *, primary: bool) -> None:
         try:
             value = normalize_phone(raw, default_country=self.country)
         except InvalidPhone:
-            row.problems.append(_("Phone “%(v)s” is not a number we can read.") % {"v": raw})
+            row.problem(_("Phone “%(v)s” is not a number we can read.") % {"v": raw})
             return
         if primary:
             row.phones.insert(0, value)
@@ -779,7 +817,7 @@ def import_preview(*, organization: Organization, job: ImportJob, rows: int = 20
         for number, cells, error in reader:
             row = parser.parse(number, cells) if cells is not None else ParsedRow(number, [])
             if error:
-                row.problems.append(error)
+                row.problem(error)
             parsed.append(row)
             if len(parsed) >= rows:
                 break
@@ -930,28 +968,6 @@ def import_run(job_id: int) -> ImportJob | None:
     return job
 
 
-_SEQUENCES: dict[tuple[str, str], str] = {}  # (database, table) → its id sequence
-
-
-def _allocate_ids(model, objects: list) -> None:
-    """Give new rows their ids up front on PostgreSQL (one query), so they can be COPYed."""
-    if not objects or connection.vendor != "postgresql":
-        return
-    table = model._meta.db_table
-    with connection.cursor() as cursor:
-        key = (connection.settings_dict["NAME"], table)
-        if key not in _SEQUENCES:
-            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-            _SEQUENCES[key] = cursor.fetchone()[0]
-        # A constant sequence: looking it up on every row would cost more than ``nextval``.
-        cursor.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
-            [_SEQUENCES[key], len(objects)],
-        )
-        for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
-            obj.pk = pk
-
-
 class _NewContact:
     """A contact the batch creates, as plain values (no model instance: the import's hot path)."""
 
@@ -989,8 +1005,28 @@ class _NewContact:
         self.display_name = Contact.compute_display_name(self)
         self.search_text = search_text(_row_terms(row, self))
 
+    def stage_row(self, row: ParsedRow) -> tuple:
+        """The row's values for ``_STAGE`` up to its tag and group ids (which only the writer
+        knows)."""
+        return (
+            self.name,
+            self.notify_name,
+            self.verified_name,
+            self.display_name,
+            self.phone,
+            self.email,
+            self.favorite,
+            self.status,
+            self.opted_out_at,
+            self.opted_out_source,
+            json.dumps(self.custom_fields) if self.custom_fields else "{}",
+            self.search_text,
+            "\x1f".join(row.phones),
+            "\x1f".join(row.aliases) if row.aliases else None,
+        )
 
-_CONTACT_COLUMNS = [
+
+_CONTACT_COLUMNS = [  # of the portable path
     "id",
     "organization_id",
     "name",
@@ -1011,52 +1047,87 @@ _CONTACT_COLUMNS = [
 
 
 def _insert_contacts(organization: Organization, contacts: list[_NewContact], now) -> None:
-    """Insert new contacts, giving each its ``pk``: ids allocated up front and one ``COPY`` on
-    PostgreSQL; ``bulk_create`` elsewhere."""
-    if not contacts:
-        return
-    if connection.vendor != "postgresql":
-        objects = [
-            Contact(
-                organization=organization,
-                **{c: getattr(n, c) for c in _CONTACT_COLUMNS[2:-2]},
-                created_at=now,
-                updated_at=now,
-            )
-            for n in contacts
-        ]
-        Contact.objects.bulk_create(objects, batch_size=BATCH_SIZE)
-        for new, obj in zip(contacts, objects, strict=True):
-            new.pk = obj.pk
-        return
-    _allocate_ids(Contact, contacts)
-    org_id = organization.pk
-    _copy(
-        Contact,
-        _CONTACT_COLUMNS,
-        [
-            (
-                n.pk,
-                org_id,
-                n.name,
-                n.notify_name,
-                n.verified_name,
-                n.display_name,
-                n.phone,
-                n.email,
-                n.favorite,
-                n.status,
-                n.opted_out_at,
-                n.opted_out_source,
-                json.dumps(n.custom_fields) if n.custom_fields else "{}",
-                n.search_text,
-                now,
-                now,
-            )
-            for n in contacts
-        ],
-        json_ready=True,
+    """Insert new contacts with ``bulk_create``, giving each its ``pk`` (the portable path;
+    PostgreSQL takes ``_create_staged``)."""
+    objects = [
+        Contact(
+            organization=organization,
+            **{c: getattr(n, c) for c in _CONTACT_COLUMNS[2:-2] if c != "custom_fields"},
+            custom_fields=dict(n.custom_fields),
+            created_at=now,
+            updated_at=now,
+        )
+        for n in contacts
+    ]
+    Contact.objects.bulk_create(objects, batch_size=BATCH_SIZE)
+    for new, obj in zip(contacts, objects, strict=True):
+        new.pk = obj.pk
+
+
+# PostgreSQL: a batch's new contacts are COPYed into a session's temporary table (no WAL, no
+# index), then one statement inserts the contacts and their identities, aliases, tags and group
+# memberships from it — no row built in Python for any table but this one. Lists travel as text
+# joined with U+001F, which parsed cells never hold (their whitespace is collapsed).
+_STAGE = "parley_import_stage"
+_STAGE_COLUMNS = (
+    "name, notify_name, verified_name, display_name, phone, email, favorite, status, "
+    "opted_out_at, opted_out_source, custom_fields, search_text, phones, aliases, tag_ids, "
+    "group_ids"
+)
+_STAGE_TABLE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
+    id bigint NOT NULL DEFAULT nextval('{{sequence}}'::regclass),
+    name text, notify_name text, verified_name text, display_name text, phone text, email text,
+    favorite boolean, status text, opted_out_at timestamptz, opted_out_source text,
+    custom_fields text, search_text text, phones text, aliases text, tag_ids text, group_ids text
+) ON COMMIT DELETE ROWS
+"""
+_SEQUENCES: dict[str, str] = {}  # database → the contact table's id sequence
+
+
+def _stage_table(cursor) -> str:
+    """The DDL of ``_STAGE``, its ids drawn from the contact sequence (named as a constant: looked
+    up on every row it would cost more than ``nextval``)."""
+    database = connection.settings_dict["NAME"]
+    if database not in _SEQUENCES:
+        cursor.execute("SELECT pg_get_serial_sequence('messaging_contact', 'id')")
+        _SEQUENCES[database] = cursor.fetchone()[0]
+    return _STAGE_TABLE.replace("{sequence}", _SEQUENCES[database].replace("'", "''"))
+
+
+_STAGE_INSERT = """
+WITH staged AS (DELETE FROM parley_import_stage RETURNING *),
+contacts AS (
+    INSERT INTO messaging_contact (
+        id, organization_id, name, notify_name, verified_name, display_name, phone, email,
+        favorite, status, opted_out_at, opted_out_source, custom_fields, search_text, created_at,
+        updated_at
     )
+    SELECT id, %(org)s, name, notify_name, verified_name, display_name, phone, email, favorite,
+        status, opted_out_at, opted_out_source, custom_fields::jsonb, search_text, %(now)s, %(now)s
+    FROM staged
+),
+identities AS (
+    INSERT INTO messaging_contactidentity (organization_id, contact_id, kind, value, created_at)
+    SELECT %(org)s, s.id, 'phone', p.value, %(now)s
+    FROM staged s CROSS JOIN LATERAL unnest(string_to_array(s.phones, %(sep)s)) AS p(value)
+),
+aliases AS (
+    INSERT INTO messaging_contactalias (organization_id, contact_id, alias)
+    SELECT DISTINCT ON (s.id, lower(a.alias)) %(org)s, s.id, a.alias
+    FROM staged s
+    CROSS JOIN LATERAL unnest(string_to_array(s.aliases, %(sep)s)) WITH ORDINALITY AS a(alias, n)
+    ORDER BY s.id, lower(a.alias), a.n
+),
+tags AS (
+    INSERT INTO messaging_contacttag (organization_id, contact_id, tag_id, created_at)
+    SELECT DISTINCT %(org)s, s.id, t.id::bigint, %(now)s::timestamptz
+    FROM staged s CROSS JOIN LATERAL unnest(string_to_array(s.tag_ids, ',')) AS t(id)
+)
+INSERT INTO messaging_contactgroupmember (organization_id, group_id, contact_id, created_at)
+SELECT DISTINCT %(org)s, g.id::bigint, s.id, %(now)s::timestamptz
+FROM staged s CROSS JOIN LATERAL unnest(string_to_array(s.group_ids, ',')) AS g(id)
+"""
 
 
 def _phone_holders(organization: Organization, phones: list[str]) -> dict[str, int]:
@@ -1091,6 +1162,7 @@ class _BatchReader:
 
     def __init__(self, job: ImportJob, parser: RowParser):
         self.job, self.parser = job, parser
+        self.staged = connection.vendor == "postgresql"
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.stop = threading.Event()
         self.language = translation.get_language()
@@ -1122,7 +1194,7 @@ class _BatchReader:
     def _produce(self) -> None:
         try:
             with translation.override(self.language), timezone.override(self.zone):
-                parse = self.parser.parse
+                parse, staged = self.parser.parse, self.staged
                 broken: list[tuple[int, str]] = []
                 batch: list[ParsedRow] = []
                 with _open_rows(self.job) as reader:
@@ -1134,9 +1206,9 @@ class _BatchReader:
                         row = parse(number, cells)
                         if not row.problems:
                             row.new = _NewContact(row)
+                            if staged:
+                                row.stage = row.new.stage_row(row)
                         batch.append(row)
-                        if not number % YIELD_EVERY:
-                            time.sleep(0)  # hand the GIL to the writer if its I/O is done
                         if len(batch) >= BATCH_SIZE:
                             if not self._put((True, (broken, batch, False))):
                                 return
@@ -1189,6 +1261,168 @@ def _row_terms(row: ParsedRow, contact: _NewContact):
     yield from (("phone", p) for p in row.phones)
 
 
+@dataclass
+class _Step:
+    """One batch on its way to the database: its screened rows, how many rows of the file it
+    stands for (bad and broken ones included), how many of them were already rejected."""
+
+    good: list[ParsedRow]
+    size: int
+    errors: int
+    final: bool
+
+
+class _Aborted(Exception):
+    """An earlier batch failed, so this one (committed only after it) rolled back."""
+
+
+@dataclass
+class _InFlight:
+    index: int
+    step: _Step
+    done: threading.Event = field(default_factory=threading.Event)
+    result: tuple | None = None
+    error: BaseException | None = None
+
+
+class _Writers:
+    """Writes batches that only create contacts on ``PARLEY_IMPORT_WRITERS`` threads, each with
+    its own database connection, so PostgreSQL works on two batches at once while the reader
+    parses the next. Commits happen in file order (a writer waits for its turn before adding its
+    counts), so what is committed is always the file's first N batches, as on the serial path.
+
+    The runner's thread keeps everything else: it screens, looks phones up (a batch matching
+    existing contacts is written serially, after those in flight settle), creates the batch's
+    tags and groups (so writers only insert rows and never wait on each other's locks), reports
+    and pushes progress. A batch whose parallel write fails is written again serially, with the
+    ones after it (they rolled back), with the serial path's retry."""
+
+    def __init__(self, runner: _Runner):
+        self.runner = runner
+        self.count = int(getattr(settings, "PARLEY_IMPORT_WRITERS", 2))
+        self.tasks: queue.Queue = queue.Queue()
+        self.in_flight: collections.deque[_InFlight] = collections.deque()
+        self.turn_changed = threading.Condition()
+        self.turn = 0  # index of the batch that commits next
+        self.failed: int | None = None  # index of the first batch that failed
+        self.next_index = 0
+        self.language = translation.get_language()
+        self.zone = timezone.get_current_timezone()
+        self.threads = [
+            threading.Thread(target=self._loop, name=f"import-writer-{n}", daemon=True)
+            for n in range(self.count)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    @staticmethod
+    def usable() -> bool:
+        """Parallel writers need PostgreSQL, more than one writer and no caller's transaction
+        (their own connections could not see what it has not committed)."""
+        return (
+            connection.vendor == "postgresql"
+            and int(getattr(settings, "PARLEY_IMPORT_WRITERS", 2)) > 1
+            and not connection.in_atomic_block
+        )
+
+    def take(self, step: _Step) -> bool:
+        """Queue ``step`` for a writer if it only creates contacts; False: write it serially."""
+        runner = self.runner
+        if not step.good:
+            return False
+        if _phone_holders(runner.organization, [p for r in step.good for p in r.phones]):
+            return False
+        runner._resolve(
+            {n for row in step.good for n in row.tags} | set(runner.add_tags),
+            {n for row in step.good for n in row.groups} | set(runner.add_groups),
+        )
+        while len(self.in_flight) >= self.count:
+            self._settle_first()
+        item = _InFlight(self.next_index, step)
+        self.next_index += 1
+        self.in_flight.append(item)
+        self.tasks.put(item)
+        return True
+
+    def settle(self, *, everything: bool = False) -> None:
+        while self.in_flight and (everything or self.in_flight[0].done.is_set()):
+            self._settle_first()
+
+    def stop(self) -> None:
+        """After the last batch, or when the run failed: batches still in flight roll back
+        (those already committing are counted), then the threads end."""
+        with self.turn_changed:
+            self.failed = -1
+            self.turn_changed.notify_all()
+        while self.in_flight:
+            item = self.in_flight.popleft()
+            item.done.wait()
+            if item.error is None:
+                self.runner._settled(item.step, item.result)
+        for _thread in self.threads:
+            self.tasks.put(None)
+        for thread in self.threads:
+            thread.join()
+
+    def _settle_first(self) -> None:
+        item = self.in_flight.popleft()
+        item.done.wait()
+        if item.error is None:
+            self.runner._settled(item.step, item.result)
+            return
+        if not isinstance(item.error, (IntegrityError, _Aborted)):
+            raise item.error
+        # Write it and every batch after it again, serially, in order.
+        logger.info("import %s: batch %d rewritten serially", self.runner.job.pk, item.index)
+        rest = [item, *self.in_flight]
+        self.in_flight.clear()
+        for other in rest:
+            other.done.wait()
+        with self.turn_changed:
+            self.turn, self.failed = self.next_index, None
+        for other in rest:
+            if other.error is None:  # cannot happen: it commits only after the failed one
+                self.runner._settled(other.step, other.result)
+            else:
+                self.runner._commit(other.step)
+
+    def _loop(self) -> None:
+        try:
+            with translation.override(self.language), timezone.override(self.zone):
+                while (item := self.tasks.get()) is not None:
+                    try:
+                        item.result = self._write(item)
+                    except BaseException as exc:
+                        item.error = exc
+                    item.done.set()
+        finally:
+            connection.close()
+
+    def _write(self, item: _InFlight) -> tuple:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:  # checked as rows go in, not at commit
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                result = self.runner._write(item.step.good, holders={})
+                with self.turn_changed:
+                    while self.turn != item.index and (
+                        self.failed is None or self.failed > item.index
+                    ):
+                        self.turn_changed.wait()
+                    if self.turn != item.index:
+                        raise _Aborted()
+                self.runner._count_in_database(item.step, result)
+        except BaseException:
+            with self.turn_changed:
+                self.failed = item.index if self.failed is None else min(self.failed, item.index)
+                self.turn_changed.notify_all()
+            raise
+        with self.turn_changed:
+            self.turn = item.index + 1
+            self.turn_changed.notify_all()
+        return result
+
+
 class _Runner:
     def __init__(self, job: ImportJob):
         self.job = job
@@ -1209,22 +1443,32 @@ class _Runner:
         self.job.total_rows = self._count_rows()
         self.job.save(update_fields=["total_rows"])
         # Reading and parsing (pure Python, no database) run one batch ahead in a thread, so the
-        # next batch is parsed while the database writes this one. Batches are handled here in
-        # file order, exactly as if read inline: a broken record is reported (and counted) before
-        # the batch it was read with commits.
+        # next batch is parsed while the database writes this one. Batches are screened here in
+        # file order, exactly as if read inline: a broken record is reported (and counted) with
+        # the batch it was read with. On PostgreSQL, batches that only create contacts are written
+        # by parallel writers (``_Writers``), committed in file order.
         reader = _BatchReader(self.job, self.parser)
+        writers = _Writers(self) if _Writers.usable() else None
         try:
             while True:
                 broken, batch, final = reader.next()
+                errors = self.job.error_count
                 for number, error in broken:
                     self._reject(ParsedRow(number=number, cells=[]), [error])
-                    self.job.processed_rows += 1
+                good = self._screen(batch)
+                step = _Step(good, len(broken) + len(batch), self.job.error_count - errors, final)
+                if writers is None or not writers.take(step):
+                    if writers is not None:
+                        writers.settle(everything=True)
+                    self._commit(step)
                 if final:
-                    self._commit(batch, final=True)
                     break
-                self._commit(batch)
+            if writers is not None:
+                writers.settle(everything=True)
         finally:
             reader.close()
+            if writers is not None:
+                writers.stop()
         self.save_report()
 
     def _count_rows(self) -> int:
@@ -1246,34 +1490,43 @@ class _Runner:
         self.report_file.seek(0)
         self.job.error_report.save("errors.csv", File(self.report_file), save=False)
 
-    def _commit(self, batch: list[ParsedRow], final: bool = False) -> None:
+    def _commit(self, step: _Step) -> None:
         """One batch in one transaction; a race on an identity (someone created it meanwhile)
         rolls the batch back and retries it, matching that contact this time."""
-        good = self._screen(batch)
         for attempt in range(3):
             try:
                 with transaction.atomic():
-                    created, updated, rejected = self._write(good) if good else (0, 0, [])
-                    for row, reason in rejected:
-                        self._reject(row, [reason])
-                    self.job.processed_rows += len(batch)
-                    self.job.created_count += created
-                    self.job.updated_count += updated
-                    ImportJob.objects.filter(pk=self.job.pk).update(
-                        processed_rows=self.job.processed_rows,
-                        created_count=self.job.created_count,
-                        updated_count=self.job.updated_count,
-                        error_count=self.job.error_count,
-                    )
-                    if not final:
-                        _push_progress(self.job)
-                return
+                    result = self._write(step.good) if step.good else (0, 0, [])
+                    self._count_in_database(step, result)
+                break
             except IntegrityError:
                 if attempt == 2:
                     raise
                 logger.info("import %s: identity race, retrying the batch", self.job.pk)
                 self.tag_ids.clear()  # ids created in the rolled-back transaction are gone
                 self.group_ids.clear()
+        self._settled(step, result)
+
+    def _count_in_database(self, step: _Step, result: tuple) -> None:
+        """Add the batch to the job's counts, in the batch's transaction (they commit together)."""
+        created, updated, rejected = result
+        ImportJob.objects.filter(pk=self.job.pk).update(
+            processed_rows=F("processed_rows") + step.size,
+            created_count=F("created_count") + created,
+            updated_count=F("updated_count") + updated,
+            error_count=F("error_count") + step.errors + len(rejected),
+        )
+
+    def _settled(self, step: _Step, result: tuple) -> None:
+        """A batch committed: report its late rejections, count it, tell the dashboards."""
+        created, updated, rejected = result
+        for row, reason in rejected:
+            self._reject(row, [reason])
+        self.job.processed_rows += step.size
+        self.job.created_count += created
+        self.job.updated_count += updated
+        if not step.final:  # the final state is pushed by ``import_run``
+            _push_progress(self.job)
 
     def _screen(self, batch: list[ParsedRow]) -> list[ParsedRow]:
         """Drop (and report) rows with problems or with a phone an earlier row of the file has."""
@@ -1295,9 +1548,14 @@ class _Runner:
             good.append(row)
         return good
 
-    def _write(self, rows: list[ParsedRow]) -> tuple[int, int, list[tuple[ParsedRow, str]]]:
+    def _write(
+        self, rows: list[ParsedRow], holders: dict[str, int] | None = None
+    ) -> tuple[int, int, list[tuple[ParsedRow, str]]]:
+        """Write one batch of screened rows: ``(created, updated, rejected rows)``. ``holders``
+        (phone → contact) is looked up here unless the caller already did."""
         organization = self.organization
-        holders = _phone_holders(organization, [p for row in rows for p in row.phones])
+        if holders is None:
+            holders = _phone_holders(organization, [p for row in rows for p in row.phones])
         now = timezone.now()
         to_create: list[tuple[ParsedRow, _NewContact]] = []
         to_update: dict[int, list[ParsedRow]] = {}
@@ -1315,7 +1573,11 @@ class _Runner:
             else:
                 to_create.append((row, row.new or _NewContact(row)))
 
-        _insert_contacts(organization, [contact for _row, contact in to_create], now)
+        staged = connection.vendor == "postgresql"
+        if staged:
+            self._create_staged(to_create, now)
+        else:
+            _insert_contacts(organization, [contact for _row, contact in to_create], now)
         existing = (
             scoped(Contact, organization)
             .filter(pk__in=list(to_update))
@@ -1335,7 +1597,7 @@ class _Runner:
             )
         )
         updated: list[Contact] = []
-        touched: list[tuple[ParsedRow, Contact | _NewContact]] = list(to_create)
+        touched: list[tuple[ParsedRow, Contact | _NewContact]] = [] if staged else list(to_create)
         for contact in existing:
             for row in to_update[contact.pk]:
                 self._merge(contact, row)
@@ -1362,10 +1624,45 @@ class _Runner:
                 ],
                 batch_size=BATCH_SIZE,
             )
-        fresh = {contact.pk for _row, contact in to_create}
+        fresh = set() if staged else {contact.pk for _row, contact in to_create}
         self._link(touched, holders, fresh, now)
         search_text_rebuild(organization=organization, contact_ids=[c.pk for c in updated])
         return len(to_create), len(updated), rejected
+
+    def _create_staged(self, created: list[tuple[ParsedRow, _NewContact]], now) -> None:
+        """PostgreSQL: the batch's new contacts with all their rows, through ``_STAGE``."""
+        if not created:
+            return
+        self._resolve(
+            {n for row, _c in created for n in row.tags} | set(self.add_tags),
+            {n for row, _c in created for n in row.groups} | set(self.add_groups),
+        )
+        tag_ids, group_ids = self.tag_ids, self.group_ids
+        add_tags = [str(tag_ids[n.lower()]) for n in self.add_tags]
+        add_groups = [str(group_ids[n.lower()]) for n in self.add_groups]
+        import psycopg
+
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_stage_table(cursor))
+                with cursor.cursor.copy(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+                    for row, contact in created:
+                        tags = [str(tag_ids[n.lower()]) for n in row.tags] if row.tags else []
+                        groups = (
+                            [str(group_ids[n.lower()]) for n in row.groups] if row.groups else []
+                        )
+                        copy.write_row(
+                            (
+                                *(row.stage or contact.stage_row(row)),
+                                ",".join(tags + add_tags) if tags or add_tags else None,
+                                ",".join(groups + add_groups) if groups or add_groups else None,
+                            )
+                        )
+                cursor.execute(
+                    _STAGE_INSERT, {"org": self.organization.pk, "now": now, "sep": "\x1f"}
+                )
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
 
     def _merge(self, contact: Contact, row: ParsedRow) -> None:
         """Non-empty incoming values win with ``overwrite``; otherwise they only fill blanks. An
