@@ -634,7 +634,7 @@ class ParsedRow:
     def __init__(self, number: int, cells: list[str]):
         self.number, self.cells = number, cells
         self.values: dict = {}  # scalars: name, notify_name, ..., status, favorite
-        self.phones: list[str] = []  # primary first
+        self.phones: list[str] | tuple = []  # primary first
         self.aliases: list[str] | tuple = ()
         self.tags: list[str] | tuple = ()
         self.groups: list[str] | tuple = ()
@@ -702,7 +702,15 @@ class RowParser:
                 self._apply(row, target, raw)
         if not row.phones:
             row.problem(_("No phone number."))
-        row.phones = list(dict.fromkeys(row.phones))
+        # Tuples of strings drop out of the collector's sight: a batch of rows costs it little.
+        row.phones = tuple(dict.fromkeys(row.phones))
+        if row.aliases:
+            row.aliases = tuple(row.aliases)
+        if row.tags:
+            row.tags = tuple(row.tags)
+        if row.groups:
+            row.groups = tuple(row.groups)
+        row.cells = tuple(cells)
         return row
 
     def _apply(self, row: ParsedRow, target: str, raw: str) -> None:
@@ -1205,9 +1213,10 @@ class _BatchReader:
                             continue
                         row = parse(number, cells)
                         if not row.problems:
-                            row.new = _NewContact(row)
-                            if staged:
-                                row.stage = row.new.stage_row(row)
+                            if staged:  # plain values only: nothing for the collector
+                                row.stage = _NewContact(row).stage_row(row)
+                            else:
+                                row.new = _NewContact(row)
                         batch.append(row)
                         if len(batch) >= BATCH_SIZE:
                             if not self._put((True, (broken, batch, False))):
@@ -1571,12 +1580,13 @@ class _Runner:
             if matches:
                 to_update.setdefault(matches.pop(), []).append(row)
             else:
-                to_create.append((row, row.new or _NewContact(row)))
+                to_create.append((row, row.new))
 
         staged = connection.vendor == "postgresql"
         if staged:
-            self._create_staged(to_create, now)
+            self._create_staged([row for row, _new in to_create], now)
         else:
+            to_create = [(row, new or _NewContact(row)) for row, new in to_create]
             _insert_contacts(organization, [contact for _row, contact in to_create], now)
         existing = (
             scoped(Contact, organization)
@@ -1629,13 +1639,13 @@ class _Runner:
         search_text_rebuild(organization=organization, contact_ids=[c.pk for c in updated])
         return len(to_create), len(updated), rejected
 
-    def _create_staged(self, created: list[tuple[ParsedRow, _NewContact]], now) -> None:
+    def _create_staged(self, created: list[ParsedRow], now) -> None:
         """PostgreSQL: the batch's new contacts with all their rows, through ``_STAGE``."""
         if not created:
             return
         self._resolve(
-            {n for row, _c in created for n in row.tags} | set(self.add_tags),
-            {n for row, _c in created for n in row.groups} | set(self.add_groups),
+            {n for row in created for n in row.tags} | set(self.add_tags),
+            {n for row in created for n in row.groups} | set(self.add_groups),
         )
         tag_ids, group_ids = self.tag_ids, self.group_ids
         add_tags = [str(tag_ids[n.lower()]) for n in self.add_tags]
@@ -1646,14 +1656,14 @@ class _Runner:
             with connection.cursor() as cursor:
                 cursor.execute(_stage_table(cursor))
                 with cursor.cursor.copy(f"COPY {_STAGE} ({_STAGE_COLUMNS}) FROM STDIN") as copy:
-                    for row, contact in created:
+                    for row in created:
                         tags = [str(tag_ids[n.lower()]) for n in row.tags] if row.tags else []
                         groups = (
                             [str(group_ids[n.lower()]) for n in row.groups] if row.groups else []
                         )
                         copy.write_row(
                             (
-                                *(row.stage or contact.stage_row(row)),
+                                *(row.stage or _NewContact(row).stage_row(row)),
                                 ",".join(tags + add_tags) if tags or add_tags else None,
                                 ",".join(groups + add_groups) if groups or add_groups else None,
                             )
