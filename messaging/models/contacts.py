@@ -1,7 +1,12 @@
 """The address book: contacts, their identities, aliases, tags, groups, notes and custom fields.
 
 Every row carries ``organization`` (first column of its indexes and unique constraints), so a
-query is scoped without a join. The schema is portable (SQLite and PostgreSQL): aliases, tags and
+query is scoped without a join. On the rows that belong to a contact (identities, aliases, tags,
+group memberships, notes) it is a copy of the contact's organization, written by the services with
+the contact; the database enforces the key to the contact (and the contact's to its organization)
+but not a second key to the organization, which would cost an import a lookup per row without
+checking anything more (it would not catch a copy that differs from the contact's). Deleting an
+organization still removes them (Django cascades along every key, enforced or not). The schema is portable (SQLite and PostgreSQL): aliases, tags and
 identities are tables, not arrays; PostgreSQL-only indexes are added by vendor-conditional
 migrations.
 """
@@ -84,7 +89,11 @@ class ContactIdentity(models.Model):
     """Authoritative: a message under any identity of a contact lands on that contact."""
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # a copy of the contact's, whose own key is enforced (module doc)
     )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(max_length=8, choices=IdentityKind.choices)
@@ -104,7 +113,11 @@ class ContactIdentity(models.Model):
 
 class ContactAlias(models.Model):
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # a copy of the contact's, whose own key is enforced (module doc)
     )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="aliases")
     alias = models.CharField(max_length=100)
@@ -138,7 +151,11 @@ class Tag(models.Model):
 
 class ContactTag(models.Model):
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # a copy of the contact's, whose own key is enforced (module doc)
     )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="contact_tags")
     tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="contact_tags")
@@ -173,7 +190,11 @@ class ContactGroup(models.Model):
 
 class ContactGroupMember(models.Model):
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # a copy of the contact's, whose own key is enforced (module doc)
     )
     group = models.ForeignKey(ContactGroup, on_delete=models.CASCADE, related_name="members")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="group_memberships")
@@ -192,7 +213,11 @@ class ContactGroupMember(models.Model):
 
 class ContactNote(models.Model):
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # a copy of the contact's, whose own key is enforced (module doc)
     )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="notes")
     author = models.ForeignKey(
