@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -104,6 +104,7 @@ class OrgViewMixin(LoginRequiredMixin):
     write_role = "agent"
     model: type[Model] | None = None
     pk_url_kwarg = "pk"
+    object_field = "pk"  # the model field the URL's object kwarg names (e.g. a public uuid)
     partial_template_name: str | None = None
 
     def get_template_names(self) -> list[str]:
@@ -121,7 +122,14 @@ class OrgViewMixin(LoginRequiredMixin):
         tenant = tenant_for_user(request.user, kwargs["org_slug"])
         _attach(request, tenant)
         if self.model is not None and self.pk_url_kwarg in kwargs:
-            self.object = self.get_scoped_queryset().filter(pk=kwargs[self.pk_url_kwarg]).first()
+            try:
+                self.object = (
+                    self.get_scoped_queryset()
+                    .filter(**{self.object_field: kwargs[self.pk_url_kwarg]})
+                    .first()
+                )
+            except (ValueError, ValidationError):  # not an id at all (a malformed uuid)
+                self.object = None
             if self.object is None:
                 raise Http404
         needed = self.min_role if request.method in SAFE_METHODS else self.write_role
@@ -299,6 +307,10 @@ class TenantConsumer(AsyncJsonWebsocketConsumer):
     def groups_for(self, tenant: Tenant) -> list[str]:
         raise NotImplementedError
 
+    async def authorize(self, tenant: Tenant) -> bool:
+        """Subclasses check the URL's object here (in the tenant); False closes with 4404."""
+        return True
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -312,6 +324,9 @@ class TenantConsumer(AsyncJsonWebsocketConsumer):
             return
         if not role_at_least(self.tenant.role, self.min_role):
             await self.close(code=4403)
+            return
+        if not await self.authorize(self.tenant):
+            await self.close(code=4404)
             return
         organization_id = self.tenant.organization.pk
         self.joined = [

@@ -8,6 +8,7 @@ from accounts import api as accounts_api
 from messaging import api as messaging_api
 from messaging import api_bulk as messaging_api_bulk
 from messaging import api_imports as messaging_api_imports
+from sessions_app import api as sessions_api
 
 router = SimpleRouter(trailing_slash=True)
 router.register("members", accounts_api.MemberViewSet, basename="member")
@@ -20,6 +21,7 @@ router.register("identities", messaging_api.IdentityViewSet, basename="identity"
 router.register("tags", messaging_api.TagViewSet, basename="tag")
 router.register("groups", messaging_api.GroupViewSet, basename="group")
 router.register("custom-fields", messaging_api.CustomFieldViewSet, basename="custom-field")
+router.register("sessions", sessions_api.SessionViewSet, basename="session")
 
 urlpatterns = [
     path("me/", accounts_api.MeView.as_view(), name="api-me"),

@@ -145,6 +145,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.expire_invitations",
         "schedule": 3600.0,
     },
+    "sessions-drain-webhooks": {"task": "sessions_app.tasks.drain_webhooks", "schedule": 30.0},
+    "sessions-tick": {"task": "sessions_app.tasks.sessions_tick", "schedule": 5.0},
+    "sessions-check": {"task": "sessions_app.tasks.sessions_check", "schedule": 300.0},
 }
 
 # --- Storage -------------------------------------------------------------------------------------
@@ -254,6 +257,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set shared by several fields.
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "sessions_app.models.SessionStatus",
+        "ContactStatusEnum": "messaging.models.ContactStatus",
+        "SimulateActionEnum": ["scan", "inbound", "fault"],
+        "BulkActionEnum": "messaging.models.BulkAction",
+    },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 # The largest file anyone may upload (a contacts CSV); receiving stops past it.
@@ -261,6 +271,16 @@ PARLEY_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 PARLEY_MAX_UPLOAD_BYTES = PARLEY_IMPORT_MAX_BYTES
 # A background job still running after this long lost its worker (messaging/services/watchdog.py).
 PARLEY_JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 2 * 3600)
+
+# --- WhatsApp providers --------------------------------------------------------------------------
+# Base URLs by provider (gateways default to the server URL in each session's credentials).
+PARLEY_PROVIDER_URLS = {"cloud_api": env_str("META_GRAPH_URL", "https://graph.facebook.com/v21.0")}
+PARLEY_PROVIDER_TIMEOUT = env_int("PROVIDER_TIMEOUT_SECONDS", 15)
+# Meta's app secret for the installation-wide Cloud API webhook URL (/webhooks/cloud_api/).
+META_APP_SECRET = env_str("META_APP_SECRET")
+META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
+# Webhook bodies can be large (a history sync): read up to this many bytes, refuse beyond.
+PARLEY_WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 64 * 1024 * 1024)
 FILE_UPLOAD_HANDLERS = [
     "crm.uploads.CappedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

@@ -40,6 +40,8 @@ urlpatterns = [
     path("orgs/new/", account_views.organization_create, name="organization-create"),
     path("o/<slug:org_slug>/", include("accounts.urls")),
     path("o/<slug:org_slug>/", include("messaging.urls")),
+    path("o/<slug:org_slug>/", include("sessions_app.urls")),
+    path("webhooks/", include("sessions_app.webhook_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("crm.api_urls")),
 ]

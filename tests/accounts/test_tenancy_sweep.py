@@ -99,7 +99,7 @@ def test_every_api_route_with_an_object_can_be_swept(route):
 @pytest.mark.parametrize("route", DASHBOARD, ids=lambda r: r.pattern)
 def test_a_dashboard_route_of_org_a_is_not_found_for_org_b(route, cast):
     objects = make_a_objects(cast)
-    object_id = objects[route.model].pk if route.object_param else None
+    object_id = route.object_value(objects[route.model]) if route.object_param else None
     outsider_of_a = browser_as(cast.b_member)
 
     for verb in VERBS:
@@ -146,7 +146,7 @@ def test_a_signed_out_visitor_is_sent_to_login(cast):
 @pytest.mark.parametrize("route", [r for r in API if r.params], ids=lambda r: r.path)
 def test_an_api_object_of_org_a_is_not_found_for_org_b(route, cast):
     objects = make_a_objects(cast)
-    path = route.concrete(objects[route.model].pk)
+    path = route.concrete(route.object_value(objects[route.model]))
     b_key = api_as(key_for(cast.b_member, cast.org_b))
     b_session = session_api_as(cast.b_member, "bravo")
 
@@ -199,9 +199,13 @@ def _socket(asgi_server, path: str, user):
 
 @pytest.mark.parametrize("route", SOCKETS, ids=lambda r: r.pattern)
 def test_a_websocket_of_org_a_refuses_a_member_of_org_b(route, cast, asgi_server):
+    obj = make_a_objects(cast)[route.model] if route.model else None
     with pytest.raises(InvalidStatus):
-        _socket(asgi_server, route.path("acme"), cast.b_member)
-    with _socket(asgi_server, route.path("acme"), cast.owner) as positive:
+        _socket(asgi_server, route.path("acme", obj), cast.b_member)
+    if obj is not None:  # B's own organization in the URL, A's object: refused too
+        with pytest.raises(InvalidStatus):
+            _socket(asgi_server, route.path("bravo", obj), cast.b_member)
+    with _socket(asgi_server, route.path("acme", obj), cast.owner) as positive:
         positive.ping().wait(5)
 
 

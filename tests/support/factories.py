@@ -6,6 +6,8 @@ from accounts import services
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership
 from messaging.models import Contact, ContactGroup, ContactIdentity, ContactNote, CustomField, Tag
 from messaging.services import contacts as contact_services
+from sessions_app import services as session_services
+from sessions_app.models import WhatsAppSession
 from tests.support.people import Cast, make_user
 from tests.support.sweep import sweep_factory
 
@@ -121,4 +123,16 @@ def an_import(cast: Cast) -> ImportJob:
         actor=cast.owner,
         fileobj=io.BytesIO(data),
         filename="acme-contacts.csv",
+    )
+
+
+# --- sessions_app: WhatsApp sessions ------------------------------------------------------------
+
+
+@sweep_factory(WhatsAppSession)
+def a_session(cast: Cast) -> WhatsAppSession:
+    return session_services.session_create(
+        organization=cast.org_a,
+        actor=cast.owner,
+        data={"name": "Acme Swept Session", "provider": "simulator"},
     )

@@ -30,6 +30,8 @@ EXCLUDED_PREFIXES: dict[str, str] = {
     "invitations/<str:token>/": "a secret token, not a tenant id",
     "password-reset/<uidb64>/<token>/": "Django's signed reset token",
     "static/": "static files",
+    "webhooks/": "providers' webhooks: authenticated by signature or secret, not by a member "
+    "(tests/sessions_app/test_webhooks.py)",
 }
 
 
@@ -59,6 +61,11 @@ class DashboardRoute:
         view_class = getattr(self.view, "view_class", None)
         name = getattr(view_class, "pk_url_kwarg", None) or "pk"
         return name if name in self.params else None
+
+    def object_value(self, obj: Model):
+        """What the URL carries for ``obj``: its pk, or the field the view looks it up by."""
+        view_class = getattr(self.view, "view_class", None)
+        return getattr(obj, getattr(view_class, "object_field", "pk"))
 
     def path(self, org_slug: str, object_id=None) -> str:
         values = {"org_slug": org_slug}
@@ -123,6 +130,10 @@ class ApiRoute:
     def concrete(self, object_id) -> str:
         return re.sub(r"\{\w+\}", str(object_id), self.path)
 
+    def object_value(self, obj: Model):
+        view_class = getattr(self.view, "cls", None) or getattr(self.view, "view_class", None)
+        return getattr(obj, getattr(view_class, "lookup_field", "pk") or "pk")
+
 
 def api_routes() -> list[ApiRoute]:
     from django.urls import resolve
@@ -131,7 +142,8 @@ def api_routes() -> list[ApiRoute]:
     schema = SchemaGenerator().get_schema(request=None, public=True)
     routes = []
     for path, operations in schema["paths"].items():
-        match = resolve(re.sub(r"\{\w+\}", "1", path))
+        sample = "00000000-0000-4000-8000-000000000000" if "{uuid}" in path else "1"
+        match = resolve(re.sub(r"\{\w+\}", sample, path))
         routes.append(ApiRoute(path=path, methods=[m.upper() for m in operations], view=match.func))
     return routes
 
@@ -142,13 +154,22 @@ class SocketRoute:
     consumer: type
     params: list[str]
 
-    def path(self, org_slug: str) -> str:
+    @property
+    def model(self) -> type[Model] | None:
+        return getattr(self.consumer, "sweep_model", None)
+
+    def path(self, org_slug: str, obj: Model | None = None) -> str:
         others = [p for p in self.params if p != "org_slug"]
-        if others:
+        if others and (obj is None or len(others) > 1):
             raise LookupError(
-                f"{self.pattern}: the sweep cannot build {others} yet (give the consumer a model)"
+                f"{self.pattern}: the sweep cannot build {others} (give the consumer a "
+                "sweep_model and sweep_field)"
             )
-        return "/" + self.pattern.replace("<slug:org_slug>", org_slug)
+        path = self.pattern.replace("<slug:org_slug>", org_slug)
+        if others:
+            value = getattr(obj, getattr(self.consumer, "sweep_field", "pk"))
+            path = re.sub(r"<(?:\w+:)?" + others[0] + ">", str(value), path)
+        return "/" + path
 
 
 def socket_routes() -> list[SocketRoute]:

@@ -1,0 +1,260 @@
+"""The inbound queue: verified webhooks stored first, applied by a drainer.
+
+``receive`` (called by the webhook views) verifies in constant time, then does one INSERT and
+answers: a forged or tampered request stores nothing but a counter (401); a repeated delivery is
+the same row (its body hash is unique per session) and changes nothing; a body that is not JSON is
+kept for inspection (400). After the insert a debounced kick asks a worker to drain.
+
+``drain`` claims pending rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (two drainers never take
+the same row; a drainer killed mid-batch rolls back and the rows stay pending for the beat sweep),
+translates each through its provider, applies session events (``services.apply_session_events``)
+and publishes the rest through ``crm/events.py`` as ``whatsapp.events``. If nothing subscribes
+yet, the row is kept as ``waiting``, to be applied when a subscriber arrives (``replay_waiting``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from crm import events as bus
+from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
+from sessions_app.providers import events as ev
+from sessions_app.providers.base import Forged, InboundRequest, ProviderError
+
+logger = logging.getLogger(__name__)
+
+TOPIC = "whatsapp.events"
+BATCH = 200
+KEPT_HEADERS = ("content-type", "user-agent", "x-request-id")  # never a signature or a secret
+KICK_KEY = "sessions:drain-kick"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str = ""
+
+
+def dedupe_key(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _stored_body(provider: Any, payload: Any) -> str:
+    return json.dumps(provider.scrub(payload), ensure_ascii=False, separators=(",", ":"))
+
+
+def receive(
+    *, session: WhatsAppSession | None, provider_name: str, request: InboundRequest
+) -> Answer:
+    """Verify and store one inbound request for ``session`` (``provider_name`` must match it)."""
+    if session is None or session.provider != provider_name:
+        return Answer(404)
+    from sessions_app.services import provider_for
+
+    provider = provider_for(session)
+    if request.method == "GET":
+        try:
+            answer = provider.challenge(request)
+        except Forged:
+            _count_forged(session)
+            return Answer(403)
+        return Answer(200, answer) if answer is not None else Answer(405)
+    try:
+        provider.verify(request)
+    except Forged:
+        _count_forged(session)
+        return Answer(401)
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        store(
+            session=session,
+            request=request,
+            body=request.body.decode("utf-8", "replace"),
+            state=WebhookState.INVALID,
+        )
+        return Answer(400, "not JSON")
+    store(session=session, request=request, body=_stored_body(provider, payload))
+    return Answer(200, "ok")
+
+
+def _count_forged(session: WhatsAppSession) -> None:
+    WhatsAppSession.objects.filter(pk=session.pk).update(forged_requests=F("forged_requests") + 1)
+    logger.warning("webhook for session %s refused: bad signature", session.uuid)
+
+
+def store(
+    *,
+    session: WhatsAppSession,
+    request: InboundRequest | None,
+    body: str,
+    state: str = WebhookState.PENDING,
+    available_at: dt.datetime | None = None,
+    key: str | None = None,
+) -> None:
+    """One INSERT (a repeat of the same body for the same session is ignored)."""
+    now = timezone.now()
+    row = WebhookEvent(
+        organization_id=session.organization_id,
+        session=session,
+        provider=session.provider,
+        headers={h: request.headers[h] for h in KEPT_HEADERS if request and h in request.headers},
+        suffix=(request.suffix if request else "")[:100],
+        body=body,
+        dedupe_key=key or dedupe_key(body.encode() if request is None else request.body),
+        state=state,
+        received_at=now,
+        available_at=available_at or now,
+    )
+    WebhookEvent.objects.bulk_create([row], ignore_conflicts=True)
+    if state == WebhookState.PENDING:
+        transaction.on_commit(kick)
+
+
+def enqueue(*, session: WhatsAppSession, payload: dict, delay: float = 0.0) -> None:
+    """Put a payload Parley produced itself (the simulator's) in the queue, ``delay`` seconds
+    from now. Each is unique, so nothing is deduplicated away."""
+    import secrets
+
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    available = timezone.now() + dt.timedelta(seconds=delay) if delay else None
+    store(
+        session=session,
+        request=None,
+        body=body,
+        available_at=available,
+        key=hashlib.sha256(body.encode() + secrets.token_bytes(16)).hexdigest(),
+    )
+
+
+def kick() -> None:
+    """Ask a worker to drain: at once, unless one was asked for within the last second; then
+    once more a second later (one delayed drain per second at most), so a row inserted just after
+    a drain started is not left for the beat's sweep. However many webhooks arrive, the broker
+    sees at most two drains a second."""
+    from sessions_app.tasks import drain_webhooks
+
+    try:
+        if cache.add(KICK_KEY, 1, timeout=1):
+            drain_webhooks.delay()
+        elif cache.add(KICK_KEY + ":later", 1, timeout=1):
+            drain_webhooks.apply_async(countdown=1)
+    except Exception:  # the broker or cache is down: the beat sweep drains instead
+        logger.warning("could not ask for a drain; the sweep will", exc_info=True)
+
+
+def drain(*, limit: int = BATCH, now: dt.datetime | None = None) -> int:
+    """Apply up to ``limit`` due pending rows, oldest first. Returns how many were handled."""
+    handled = 0
+    while handled < limit:
+        with transaction.atomic():
+            rows = list(
+                WebhookEvent.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(state=WebhookState.PENDING, available_at__lte=now or timezone.now())
+                .select_related("session")
+                .order_by("available_at", "id")[: min(50, limit - handled)]
+            )
+            if not rows:
+                break
+            for row in rows:
+                _apply(row)
+            WebhookEvent.objects.bulk_update(
+                rows, ["state", "attempts", "error", "processed_at"], batch_size=100
+            )
+        handled += len(rows)
+    return handled
+
+
+def next_due_in() -> float | None:
+    """Seconds until the earliest held-back pending row is due (None: nothing waits)."""
+    earliest = (
+        WebhookEvent.objects.filter(state=WebhookState.PENDING)
+        .order_by("available_at")
+        .values_list("available_at", flat=True)
+        .first()
+    )
+    if earliest is None:
+        return None
+    return max(0.0, (earliest - timezone.now()).total_seconds())
+
+
+def _apply(row: WebhookEvent) -> None:
+    from sessions_app.services import apply_session_events, provider_for
+
+    row.attempts += 1
+    row.processed_at = timezone.now()
+    session = row.session
+    if session is None:
+        row.state, row.error = WebhookState.IGNORED, "no session"
+        return
+    try:
+        payload = json.loads(row.body)
+        events = provider_for(session).translate(payload, suffix=row.suffix)
+    except (ValueError, ProviderError, KeyError, TypeError, AttributeError) as exc:
+        row.state, row.error = WebhookState.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
+        logger.warning("webhook %s could not be translated: %s", row.pk, row.error)
+        return
+    if not events:
+        row.state = WebhookState.IGNORED
+        return
+    session_events = [e for e in events if isinstance(e, ev.SESSION_EVENTS)]
+    others = [e for e in events if not isinstance(e, ev.SESSION_EVENTS)]
+    with transaction.atomic():  # a savepoint: one bad row does not undo the batch
+        if session_events:
+            apply_session_events(session, session_events)
+        if others:
+            _touch(session)
+            if not bus.subscribers(TOPIC):
+                row.state = WebhookState.WAITING
+                return
+            bus.publish(
+                TOPIC,
+                organization_id=session.organization_id,
+                session_id=session.pk,
+                webhook_event_id=row.pk,
+                events=others,
+            )
+    row.state = WebhookState.DONE
+
+
+def _touch(session: WhatsAppSession) -> None:
+    WhatsAppSession.objects.filter(pk=session.pk).update(last_seen_at=timezone.now())
+
+
+def replay_waiting(*, limit: int = BATCH) -> int:
+    """Publish what was recorded while nobody subscribed (its session events were applied then),
+    oldest first; call once a subscriber exists. Returns how many rows were handled."""
+    from sessions_app.services import provider_for
+
+    if not bus.subscribers(TOPIC):
+        return 0
+    with transaction.atomic():
+        rows = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state=WebhookState.WAITING)
+            .select_related("session")
+            .order_by("id")[:limit]
+        )
+        for row in rows:
+            events = provider_for(row.session).translate(json.loads(row.body), suffix=row.suffix)
+            others = [e for e in events if not isinstance(e, ev.SESSION_EVENTS)]
+            bus.publish(
+                TOPIC,
+                organization_id=row.organization_id,
+                session_id=row.session_id,
+                webhook_event_id=row.pk,
+                events=others,
+            )
+            row.state, row.processed_at = WebhookState.DONE, timezone.now()
+        WebhookEvent.objects.bulk_update(rows, ["state", "processed_at"], batch_size=100)
+    return len(rows)

@@ -1,0 +1,121 @@
+"""Inbound webhook views: verify, one INSERT, answer (``sessions_app.queue`` does the work).
+
+- ``/webhooks/<provider>/<session uuid>/[<suffix>]``: one session's URL (Evolution's ``byEvents``
+  adds a suffix such as ``messages-upsert``). GET answers Meta's subscription handshake.
+- ``/webhooks/cloud_api/``: the installation-wide Cloud API URL, verified with ``META_APP_SECRET``;
+  one POST may hold entries of several numbers (sessions, organizations): each goes to the session
+  whose ``phone_number_id`` it names.
+
+Bodies are read from the stream up to ``PARLEY_WEBHOOK_MAX_BYTES`` (a history sync is larger than
+Django's form limit); CSRF does not apply (the signature is the authentication).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from sessions_app import queue
+from sessions_app.models import WhatsAppSession
+from sessions_app.providers.base import InboundRequest, hmac_sha256_matches, secret_matches
+
+logger = logging.getLogger(__name__)
+
+
+class TooLarge(Exception):
+    pass
+
+
+def _read(request: HttpRequest) -> bytes:
+    limit = int(settings.PARLEY_WEBHOOK_MAX_BYTES)
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    data = request.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge
+    return data
+
+
+def _inbound(request: HttpRequest, body: bytes, suffix: str = "") -> InboundRequest:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return InboundRequest(
+        method=request.method or "POST",
+        headers=headers,
+        body=body,
+        query={k: request.GET.get(k, "") for k in request.GET},
+        suffix=suffix,
+    )
+
+
+@csrf_exempt
+def session_webhook(
+    request: HttpRequest, provider: str, session_uuid, suffix: str = ""
+) -> HttpResponse:
+    if request.method not in ("GET", "POST"):
+        return HttpResponse(status=405)
+    try:
+        body = _read(request) if request.method == "POST" else b""
+    except TooLarge:
+        return HttpResponse("too large", status=413, content_type="text/plain")
+    session = (
+        WhatsAppSession.objects.filter(uuid=session_uuid, provider=provider)
+        .select_related("organization")
+        .first()
+    )
+    answer = queue.receive(
+        session=session, provider_name=provider, request=_inbound(request, body, suffix)
+    )
+    return HttpResponse(answer.body, status=answer.status, content_type="text/plain")
+
+
+@csrf_exempt
+def cloud_api_app_webhook(request: HttpRequest) -> HttpResponse:
+    """Meta's app-level URL: routed to sessions by ``metadata.phone_number_id``."""
+    if request.method == "GET":
+        token = request.GET.get("hub.verify_token")
+        if request.GET.get("hub.mode") == "subscribe" and secret_matches(
+            settings.META_VERIFY_TOKEN or "", token
+        ):
+            return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+        return HttpResponse(status=403)
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    try:
+        body = _read(request)
+    except TooLarge:
+        return HttpResponse("too large", status=413, content_type="text/plain")
+    if not hmac_sha256_matches(
+        settings.META_APP_SECRET or "",
+        body,
+        request.headers.get("X-Hub-Signature-256"),
+        prefix="sha256=",
+    ):
+        logger.warning("app-level Cloud API webhook refused: bad signature")
+        return HttpResponse(status=401)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return HttpResponse("not JSON", status=400, content_type="text/plain")
+    from sessions_app import providers
+
+    split = providers.get("cloud_api").split_by_phone_number_id(payload)
+    routed = _sessions_by_phone_number_id(list(split))
+    for phone_number_id, part in split.items():
+        session = routed.get(phone_number_id)
+        if session is None:
+            logger.warning("Cloud API webhook for unknown phone_number_id %s", phone_number_id)
+            continue
+        part_body = json.dumps(part, separators=(",", ":")).encode()
+        inbound = InboundRequest(method="POST", headers={}, body=part_body)
+        queue.store(session=session, request=inbound, body=part_body.decode())
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def _sessions_by_phone_number_id(ids: list[str]) -> dict[str, WhatsAppSession]:
+    sessions = WhatsAppSession.objects.filter(provider="cloud_api", external_id__in=ids)
+    return {session.external_id: session for session in sessions}

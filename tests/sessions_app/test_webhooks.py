@@ -1,0 +1,223 @@
+"""The inbound queue: verify → one INSERT → answer; forged requests store nothing but a counter;
+retries are deduplicated; bad bodies are kept for inspection; drainers never apply a row twice
+and a killed drainer loses nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from crm import events as bus
+from sessions_app import queue, services
+from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_session(cast, name="Hooks") -> WhatsAppSession:
+    return services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": name, "provider": "simulator"}
+    )
+
+
+def post(session, payload, *, secret=None, raw=None):
+    body = raw if raw is not None else json.dumps(payload).encode()
+    secret = services.webhook_secret_of(session) if secret is None else secret
+    return Client().post(
+        f"/webhooks/simulator/{session.uuid}/",
+        data=body,
+        content_type="application/json",
+        HTTP_X_PARLEY_SECRET=secret,
+    )
+
+
+def inbound(n: int) -> dict:
+    return {"type": "message", "id": f"HOOK{n}", "from": "85291234567", "text": f"hi {n}"}
+
+
+@pytest.mark.django_db
+def test_a_verified_webhook_is_stored_once_and_answered_200(cast):
+    session = make_session(cast)
+    assert post(session, inbound(1)).status_code == 200
+    assert post(session, inbound(1)).status_code == 200  # the provider retries
+    rows = WebhookEvent.objects.filter(session=session)
+    assert rows.count() == 1 and rows.get().state == WebhookState.PENDING
+    assert rows.get().organization_id == cast.org_a.pk
+
+
+@pytest.mark.django_db
+def test_a_forged_webhook_stores_nothing_but_a_counter(cast):
+    session = make_session(cast)
+    assert post(session, inbound(1), secret="guessed").status_code == 401
+    assert post(session, inbound(1), secret="").status_code == 401
+    assert not WebhookEvent.objects.exists()
+    session.refresh_from_db()
+    assert session.forged_requests == 2
+
+
+@pytest.mark.django_db
+def test_an_unparseable_body_is_kept_for_inspection_and_refused(cast):
+    session = make_session(cast)
+    response = post(session, None, raw=b"{not json")
+    assert response.status_code == 400
+    row = WebhookEvent.objects.get(session=session)
+    assert row.state == WebhookState.INVALID and row.body == "{not json"
+
+
+@pytest.mark.django_db
+def test_an_unknown_session_or_provider_is_404(cast):
+    session = make_session(cast)
+    assert (
+        Client()
+        .post(
+            "/webhooks/simulator/00000000-0000-4000-8000-000000000000/",
+            data=b"{}",
+            content_type="application/json",
+        )
+        .status_code
+        == 404
+    )
+    assert (
+        Client()
+        .post(f"/webhooks/gowa/{session.uuid}/", data=b"{}", content_type="application/json")
+        .status_code
+        == 404
+    )
+
+
+@pytest.mark.django_db
+@override_settings(PARLEY_WEBHOOK_MAX_BYTES=1000)
+def test_a_body_over_the_limit_is_413_and_not_stored(cast):
+    session = make_session(cast)
+    big = {"type": "message", "text": "x" * 2000}
+    assert post(session, big).status_code == 413
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_large_history_body_is_accepted(cast):
+    session = make_session(cast)
+    big = {"type": "history", "messages": ["x" * 100] * 40_000}  # ~4 MB, over Django's form cap
+    assert post(session, big).status_code == 200
+    drain_now()
+    assert WebhookEvent.objects.get(session=session).state == WebhookState.IGNORED
+
+
+def drain_now():
+    queue.drain(now=timezone.now() + dt.timedelta(seconds=60))
+
+
+@pytest.mark.django_db
+def test_events_are_published_to_subscribers_once_they_exist(cast):
+    session = make_session(cast)
+    post(session, inbound(1))
+    drain_now()
+    assert WebhookEvent.objects.get().state == WebhookState.WAITING
+    seen = []
+
+    def handler(**kwargs):
+        seen.append([e.provider_message_id for e in kwargs["events"]])
+
+    bus.subscribe(queue.TOPIC, handler)
+    try:
+        post(session, inbound(2))
+        drain_now()
+        assert queue.replay_waiting() == 1
+    finally:
+        bus.unsubscribe(queue.TOPIC, handler)
+    assert sorted(seen) == [["HOOK1"], ["HOOK2"]]
+    assert set(WebhookEvent.objects.values_list("state", flat=True)) == {WebhookState.DONE}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_drainers_never_apply_a_row_twice(cast):
+    session = make_session(cast)
+    for n in range(300):
+        post(session, inbound(n))
+    applied: list[str] = []
+    lock = threading.Lock()
+
+    def handler(**kwargs):
+        with lock:
+            applied.extend(e.provider_message_id for e in kwargs["events"])
+
+    bus.subscribe(queue.TOPIC, handler)
+    try:
+
+        def work():
+            try:
+                while queue.drain(limit=20):
+                    pass
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        bus.unsubscribe(queue.TOPIC, handler)
+    assert len(applied) == 300 and len(set(applied)) == 300
+    assert not WebhookEvent.objects.filter(state=WebhookState.PENDING).exists()
+
+
+KILLABLE = """
+import os, sys, time, django
+sys.path.insert(0, {root!r})
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+django.setup()
+from crm import events as bus
+from sessions_app import queue
+
+def slow(**kwargs):
+    print("applying", flush=True)
+    time.sleep(60)
+
+bus.subscribe(queue.TOPIC, slow)
+queue.drain(limit=50)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_drainer_loses_nothing(cast, tmp_path):
+    session = make_session(cast)
+    for n in range(10):
+        post(session, inbound(n))
+    script = tmp_path / "drain.py"
+    script.write_text(KILLABLE.format(root=str(ROOT)))
+    env = {**os.environ, "TEST_DATABASE_NAME": connection.settings_dict["NAME"]}
+    env["TEST_DATABASE_URL"] = (
+        f"postgres://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
+        f"{connection.settings_dict['PORT']}/{connection.settings_dict['NAME']}"
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert child.stdout.readline().strip() == "applying"  # it holds the batch, mid-apply
+    assert WebhookEvent.objects.filter(state=WebhookState.PENDING).count() == 10
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    applied = []
+    bus.subscribe(
+        queue.TOPIC, lambda **kw: applied.extend(e.provider_message_id for e in kw["events"])
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while len(applied) < 10 and time.monotonic() < deadline:
+            queue.drain()  # the sweep: the killed batch's locks are gone with its connection
+    finally:
+        bus._handlers[queue.TOPIC].clear()
+    assert sorted(applied) == sorted(f"HOOK{n}" for n in range(10))
