@@ -86,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.tenancy.context",
+                "sessions_app.context.needs_pairing",
             ],
         },
     },

@@ -19,7 +19,7 @@ from sessions_app import services
 from sessions_app.models import WebhookEvent
 from tests.support.cloud_api_server import CloudApiServer
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # webhook views work in their own thread
 
 TOKEN = "CANARY-tok-4c1d9e"
 APP_SECRET = "CANARY-app-8b2f"

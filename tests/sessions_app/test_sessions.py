@@ -11,7 +11,13 @@ from django.utils import timezone
 
 from crm.errors import ApplicationError, Conflict
 from sessions_app import queue, services, simulation
-from sessions_app.models import SessionEvent, SessionStatus, WebhookEvent, WebhookState
+from sessions_app.models import (
+    SessionEvent,
+    SessionStatus,
+    WebhookEvent,
+    WebhookState,
+    WhatsAppSession,
+)
 from sessions_app.services import TRANSITIONS
 
 pytestmark = pytest.mark.django_db
@@ -157,3 +163,56 @@ def test_an_inbound_message_waits_until_something_subscribes(cast):
     row = WebhookEvent.objects.get(session=session)
     assert row.state == WebhookState.WAITING
     assert json.loads(row.body)["text"] == "Hello"
+
+
+def test_admins_see_a_banner_on_every_page_while_a_session_needs_pairing(cast, client):
+    session = make(cast, name="Front desk")
+    services.session_logout(organization=cast.org_a, session=session, actor=cast.admin)
+    client.force_login(cast.admin)
+    page = client.get("/o/acme/contacts/").content.decode()
+    assert "Front desk" in page and "needs pairing again" in page
+    client.force_login(cast.agent)
+    assert "needs pairing again" not in client.get("/o/acme/contacts/").content.decode()
+
+
+def test_rotate_credentials_re_encrypts_under_the_newest_key(cast, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from crm import crypto
+
+    session = make(cast, name="Old key")
+    before = WhatsAppSession.objects.get(pk=session.pk).webhook_secret_encrypted
+    secret = services.webhook_secret_of(session)
+    settings.FERNET_KEYS = [Fernet.generate_key().decode(), *settings.FERNET_KEYS]
+    call_command("rotate_credentials")
+    after = WhatsAppSession.objects.get(pk=session.pk)
+    assert after.webhook_secret_encrypted != before
+    settings.FERNET_KEYS = settings.FERNET_KEYS[:1]  # only the new key now
+    assert crypto.decrypt(after.webhook_secret_encrypted) == secret
+
+
+def test_the_status_check_corrects_a_status_that_lies(cast):
+    from tests.support.gowa_server import GowaServer
+
+    server = GowaServer().start()
+    try:
+        session = make(
+            cast,
+            name="Gateway",
+            provider="gowa",
+            credentials={
+                "server_url": server.url,
+                "username": server.username,
+                "password": server.password,
+                "webhook_secret": "a-real-secret-1",
+            },
+        )
+        WhatsAppSession.objects.filter(pk=session.pk).update(status=S.READY)
+        session.refresh_from_db()
+        services.session_check(session=session)  # the gateway says: not paired any more
+        session.refresh_from_db()
+        assert session.status != S.READY
+        assert SessionEvent.objects.filter(session=session, from_status=S.READY).exists()
+    finally:
+        server.stop()

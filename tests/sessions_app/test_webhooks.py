@@ -47,7 +47,7 @@ def inbound(n: int) -> dict:
     return {"type": "message", "id": f"HOOK{n}", "from": "85291234567", "text": f"hi {n}"}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 def test_a_verified_webhook_is_stored_once_and_answered_200(cast):
     session = make_session(cast)
     assert post(session, inbound(1)).status_code == 200
@@ -57,7 +57,7 @@ def test_a_verified_webhook_is_stored_once_and_answered_200(cast):
     assert rows.get().organization_id == cast.org_a.pk
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 def test_a_forged_webhook_stores_nothing_but_a_counter(cast):
     session = make_session(cast)
     assert post(session, inbound(1), secret="guessed").status_code == 401
@@ -67,7 +67,7 @@ def test_a_forged_webhook_stores_nothing_but_a_counter(cast):
     assert session.forged_requests == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 def test_an_unparseable_body_is_kept_for_inspection_and_refused(cast):
     session = make_session(cast)
     response = post(session, None, raw=b"{not json")
@@ -76,7 +76,7 @@ def test_an_unparseable_body_is_kept_for_inspection_and_refused(cast):
     assert row.state == WebhookState.INVALID and row.body == "{not json"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 def test_an_unknown_session_or_provider_is_404(cast):
     session = make_session(cast)
     assert (
@@ -97,7 +97,7 @@ def test_an_unknown_session_or_provider_is_404(cast):
     )
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 @override_settings(PARLEY_WEBHOOK_MAX_BYTES=1000)
 def test_a_body_over_the_limit_is_413_and_not_stored(cast):
     session = make_session(cast)
@@ -106,7 +106,7 @@ def test_a_body_over_the_limit_is_413_and_not_stored(cast):
     assert not WebhookEvent.objects.exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 def test_a_large_history_body_is_accepted(cast):
     session = make_session(cast)
     big = {"type": "history", "messages": ["x" * 100] * 40_000}  # ~4 MB, over Django's form cap
@@ -119,7 +119,7 @@ def drain_now():
     queue.drain(now=timezone.now() + dt.timedelta(seconds=60))
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 def test_events_are_published_to_subscribers_once_they_exist(cast):
     session = make_session(cast)
     post(session, inbound(1))
