@@ -11,7 +11,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from crm.logs import hide_query_strings  # noqa: E402
 from crm.routing import websocket_urlpatterns  # noqa: E402
+
+hide_query_strings()  # query strings can carry secrets (Meta's verify token)
 
 application = ProtocolTypeRouter(
     {

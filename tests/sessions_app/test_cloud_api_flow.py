@@ -225,3 +225,18 @@ def test_a_canary_credential_appears_nowhere(cast, graph, api, caplog):
     for key in store.scan_iter(count=1000):
         value = store.dump(key) or b""
         assert not [c for c in canaries if c.encode() in key + value]
+
+
+def test_the_access_log_never_shows_the_verify_token(cast, graph, asgi_server, caplog):
+    import httpx
+
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    session = cloud_session(cast.org_a, cast.admin)
+    answer = httpx.get(
+        f"{asgi_server.url}/webhooks/cloud_api/{session.uuid}/",
+        params={"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "9"},
+    )
+    assert answer.status_code == 200 and answer.text == "9"
+    access = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert any(f"/webhooks/cloud_api/{session.uuid}/" in line for line in access), access
+    assert not [line for line in access if VERIFY in line]
