@@ -40,6 +40,10 @@
     if (name) name.textContent = data.display_name || "";
     var pairing = document.getElementById("pairing");
     if (pairing) pairing.hidden = data.status !== "qr";
+    // Actions that make sense in this state only (data-when lists the states).
+    live.querySelectorAll("[data-when]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-when").split(" ").indexOf(data.status) === -1;
+    });
   }
 
   function applyQr(data) {

@@ -58,6 +58,8 @@ def test_the_qr_code_rotates_live_and_a_scan_connects_without_a_reload(
     assert page.is_visible("#session-connected-as")
     assert page.inner_text("#session-phone") == f"+{session.phone_number}"
     assert page.is_hidden("#pairing")
+    assert page.is_hidden("#connect-button") and page.is_hidden("#scan-button")
+    assert page.is_visible("button[value=disconnect]")
     assert page.evaluate("window.__samePage") is True
     assert page.evaluate("window.parleySessionFrames") >= 3  # qr, connecting, ready
     assert requests == []  # nothing fetched or reloaded: it all came over the socket
