@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from accounts.tenancy import TenantAPIMixin
+from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
 from sessions_app import providers, qr, services, simulation
 from sessions_app.models import SessionEvent, WhatsAppSession
@@ -231,9 +231,11 @@ class SessionViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], url_path="events")
     def history(self, request, uuid=None):
         session = self.get_object()
-        rows = SessionEvent.objects.filter(
-            organization=request.organization, session=session
-        ).select_related("actor")[:200]
+        rows = (
+            scoped(SessionEvent, request.organization)
+            .filter(session=session)
+            .select_related("actor")[:200]
+        )
         return Response(SessionEventSerializer(rows, many=True).data)
 
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PNGRenderer])

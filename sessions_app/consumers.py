@@ -13,7 +13,7 @@ import uuid
 from channels.db import database_sync_to_async
 
 from accounts.models import role_at_least
-from accounts.tenancy import Tenant, TenantConsumer
+from accounts.tenancy import Tenant, TenantConsumer, scoped
 from sessions_app.models import WhatsAppSession
 from sessions_app.services import session_group_name
 
@@ -40,7 +40,8 @@ class SessionConsumer(TenantConsumer):
             return False
         self.session_pk = await database_sync_to_async(
             lambda: (
-                WhatsAppSession.objects.filter(organization=tenant.organization, uuid=key)
+                scoped(WhatsAppSession, tenant.organization)
+                .filter(uuid=key)
                 .values_list("pk", flat=True)
                 .first()
             )

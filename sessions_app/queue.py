@@ -166,11 +166,15 @@ def drain(*, limit: int = BATCH, now: dt.datetime | None = None) -> int:
             )
             if not rows:
                 break
+            translators = _Translators()
+            touched: set[int] = set()
             for row in rows:
-                _apply(row)
+                _apply(row, translators, touched)
             WebhookEvent.objects.bulk_update(
                 rows, ["state", "attempts", "error", "processed_at"], batch_size=100
             )
+            if touched:  # one write for the batch, not one per message
+                WhatsAppSession.objects.filter(pk__in=touched).update(last_seen_at=timezone.now())
         handled += len(rows)
     return handled
 
@@ -188,8 +192,23 @@ def next_due_in() -> float | None:
     return max(0.0, (earliest - timezone.now()).total_seconds())
 
 
-def _apply(row: WebhookEvent) -> None:
-    from sessions_app.services import apply_session_events, provider_for
+class _Translators:
+    """A batch's providers by session: each built (credentials decrypted) once per batch."""
+
+    def __init__(self) -> None:
+        self.built: dict[int, Any] = {}
+
+    def of(self, session: WhatsAppSession):
+        from sessions_app.services import provider_for
+
+        provider = self.built.get(session.pk)
+        if provider is None:
+            self.built[session.pk] = provider = provider_for(session)
+        return provider
+
+
+def _apply(row: WebhookEvent, translators: _Translators, touched: set[int]) -> None:
+    from sessions_app.services import apply_session_events
 
     row.attempts += 1
     row.processed_at = timezone.now()
@@ -199,7 +218,7 @@ def _apply(row: WebhookEvent) -> None:
         return
     try:
         payload = json.loads(row.body)
-        events = provider_for(session).translate(payload, suffix=row.suffix)
+        events = translators.of(session).translate(payload, suffix=row.suffix)
     except (ValueError, ProviderError, KeyError, TypeError, AttributeError) as exc:
         row.state, row.error = WebhookState.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
         logger.warning("webhook %s could not be translated: %s", row.pk, row.error)
@@ -213,7 +232,7 @@ def _apply(row: WebhookEvent) -> None:
         if session_events:
             apply_session_events(session, session_events)
         if others:
-            _touch(session)
+            touched.add(session.pk)
             if not bus.subscribers(TOPIC):
                 row.state = WebhookState.WAITING
                 return
@@ -227,15 +246,9 @@ def _apply(row: WebhookEvent) -> None:
     row.state = WebhookState.DONE
 
 
-def _touch(session: WhatsAppSession) -> None:
-    WhatsAppSession.objects.filter(pk=session.pk).update(last_seen_at=timezone.now())
-
-
 def replay_waiting(*, limit: int = BATCH) -> int:
     """Publish what was recorded while nobody subscribed (its session events were applied then),
     oldest first; call once a subscriber exists. Returns how many rows were handled."""
-    from sessions_app.services import provider_for
-
     if not bus.subscribers(TOPIC):
         return 0
     with transaction.atomic():
@@ -245,8 +258,9 @@ def replay_waiting(*, limit: int = BATCH) -> int:
             .select_related("session")
             .order_by("id")[:limit]
         )
+        translators = _Translators()
         for row in rows:
-            events = provider_for(row.session).translate(json.loads(row.body), suffix=row.suffix)
+            events = translators.of(row.session).translate(json.loads(row.body), suffix=row.suffix)
             others = [e for e in events if not isinstance(e, ev.SESSION_EVENTS)]
             bus.publish(
                 TOPIC,

@@ -429,14 +429,15 @@ def _tell_admins(session_id: int) -> None:
         logger.exception("session %s: could not email the admins", session_id)
 
 
-def _locked(session: WhatsAppSession) -> WhatsAppSession:
-    return WhatsAppSession.objects.select_for_update().get(pk=session.pk)
+def session_locked(session: WhatsAppSession) -> WhatsAppSession:
+    """The session re-read under a row lock, inside its organization (call in a transaction)."""
+    return scoped(WhatsAppSession, session.organization_id).select_for_update().get(pk=session.pk)
 
 
 def _fail(session: WhatsAppSession, error: ProviderError, actor: User | None) -> None:
     """Record what a provider call's error means for the session, then raise it for the user."""
     with transaction.atomic():
-        locked = _locked(session)
+        locked = session_locked(session)
         if isinstance(error, NotAuthorized):
             transition(locked, S.LOGGED_OUT, reason=error.message, actor=actor)
         elif error.permanent:
@@ -511,7 +512,7 @@ def session_connect(
     except ProviderError as error:
         _fail(session, error, actor)
     with transaction.atomic():
-        session = _locked(session)
+        session = session_locked(session)
         _apply_pairing(session, pairing, actor)
     return session
 
@@ -532,7 +533,7 @@ def session_pairing_code(
             raise ApplicationError(error.message, code=error.code) from None
         _fail(session, error, actor)
     with transaction.atomic():
-        session = _locked(session)
+        session = session_locked(session)
         _apply_pairing(session, pairing, actor)
     return session
 
@@ -546,7 +547,7 @@ def session_disconnect(
     except ProviderError as error:
         logger.info("session %s: disconnect failed at the provider: %s", session.pk, error.code)
     with transaction.atomic():
-        session = _locked(session)
+        session = session_locked(session)
         transition(
             session,
             S.DISCONNECTED,
@@ -567,7 +568,7 @@ def session_logout(
         if error.code != "unsupported":
             raise ProviderFailed(error.message, code=error.code) from None
     with transaction.atomic():
-        session = _locked(session)
+        session = session_locked(session)
         transition(
             session,
             S.LOGGED_OUT,
@@ -584,7 +585,7 @@ def session_check(*, session: WhatsAppSession) -> WhatsAppSession:
         status = provider.status()
     except NotAuthorized as error:
         with transaction.atomic():
-            locked = _locked(session)
+            locked = session_locked(session)
             if locked.status != S.LOGGED_OUT:
                 transition(locked, S.LOGGED_OUT, reason=error.message)
         return locked
@@ -594,7 +595,7 @@ def session_check(*, session: WhatsAppSession) -> WhatsAppSession:
     if not status.state:
         return session
     with transaction.atomic():
-        locked = _locked(session)
+        locked = session_locked(session)
         if status.state != locked.status and status.state in TRANSITIONS[locked.status]:
             transition(
                 locked,
@@ -616,7 +617,7 @@ def session_send(*, session: WhatsAppSession, message: OutgoingMessage) -> Sent:
         sent = provider.send(message)
     except NotAuthorized as error:
         with transaction.atomic():
-            locked = _locked(session)
+            locked = session_locked(session)
             if locked.status != S.LOGGED_OUT:
                 transition(locked, S.LOGGED_OUT, reason=error.message)
         raise
@@ -636,7 +637,7 @@ def apply_session_events(session: WhatsAppSession, events: list[ev.Event]) -> No
     """QR codes, pairing codes and connection changes from the queue (the caller holds a
     transaction). A change the state machine refuses is logged and skipped: a provider's late or
     repeated event never corrupts the status."""
-    locked = _locked(session)
+    locked = session_locked(session)
     for event in events:
         try:
             if isinstance(event, ev.QrUpdated):
@@ -728,7 +729,7 @@ def qr_expire(now: dt.datetime | None = None) -> int:
     count = 0
     for session in stale[:200]:
         with transaction.atomic():
-            locked = _locked(session)
+            locked = session_locked(session)
             if locked.status != S.QR or not locked.qr_expires_at or locked.qr_expires_at > now:
                 continue
             if locked.qr_rotations + 1 >= QR_MAX_ROTATIONS or (

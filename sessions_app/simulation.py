@@ -17,6 +17,7 @@ from crm.errors import ApplicationError
 from sessions_app.models import SessionStatus, WhatsAppSession
 from sessions_app.providers.simulator import CONNECTION_FAULTS, FAULTS, QR_SECONDS, simulated_phone
 from sessions_app.queue import enqueue
+from sessions_app.services import session_locked
 
 ALL_FAULTS = sorted(set(FAULTS) | set(CONNECTION_FAULTS) | {"none"})
 
@@ -37,7 +38,7 @@ def rotate_qr(session: WhatsAppSession) -> None:
 def simulate_scan(*, session: WhatsAppSession) -> None:
     """The phone scans the QR code: connecting, then ready a moment later."""
     _simulator(session)
-    session = WhatsAppSession.objects.select_for_update().get(pk=session.pk)
+    session = session_locked(session)
     if session.status != SessionStatus.QR:
         raise ApplicationError(
             _("There is no QR code to scan: connect the session first."), code="no_qr"
@@ -93,7 +94,7 @@ def simulate_fault(*, session: WhatsAppSession, fault: str) -> None:
             _("Unknown fault."),
             fields={"fault": [_("One of: %(f)s.") % {"f": ", ".join(ALL_FAULTS)}]},
         )
-    locked = WhatsAppSession.objects.select_for_update().get(pk=session.pk)
+    locked = session_locked(session)
     settings = {k: v for k, v in locked.settings.items() if k != "simulator_fault"}
     if fault in FAULTS and fault not in CONNECTION_FAULTS:  # armed for the next call
         settings["simulator_fault"] = fault

@@ -101,9 +101,9 @@ class SessionDetailView(OrgViewMixin, View):
                 ],
                 "can_manage": can_manage,
                 "qr": services.qr_data(session) if can_manage and session.status == "qr" else None,
-                "history": SessionEvent.objects.filter(
-                    organization=self.request.organization, session=session
-                ).select_related("actor")[:50],
+                "history": scoped(SessionEvent, self.request.organization)
+                .filter(session=session)
+                .select_related("actor")[:50],
                 "webhook_url": services.webhook_url(session) if can_manage else "",
                 "members": scoped(Membership, self.request.organization)
                 .filter(is_active=True)

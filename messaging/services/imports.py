@@ -1240,11 +1240,10 @@ class _BatchReader:
             self._put((False, exc))
 
 
-def _copy(model, columns: list[str], rows, *, json_ready: bool = False) -> None:
-    """Insert plain rows (values in ``columns`` order, attnames): one ``COPY`` on PostgreSQL (the
-    import's hot path: no model instances, no SQL compilation), ``bulk_create`` elsewhere. A
-    unique violation surfaces as Django's IntegrityError either way. ``json_ready``: JSON columns
-    already hold their serialized text."""
+def _copy(model, columns: list[str], rows) -> None:
+    """Insert plain rows (values in ``columns`` order, attnames; no JSON columns): one ``COPY``
+    on PostgreSQL (no model instances, no SQL compilation), ``bulk_create`` elsewhere. A unique
+    violation surfaces as Django's IntegrityError either way."""
     if isinstance(rows, list) and not rows:
         return
     if connection.vendor != "postgresql":
@@ -1256,19 +1255,10 @@ def _copy(model, columns: list[str], rows, *, json_ready: bool = False) -> None:
 
     names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
     sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN"
-    json_at = [
-        i
-        for i, c in enumerate(columns)
-        if not json_ready and model._meta.get_field(c).get_internal_type() == "JSONField"
-    ]
     connection.ensure_connection()
     try:
         with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
             for row in rows:
-                if json_at:
-                    row = list(row)
-                    for i in json_at:
-                        row[i] = json.dumps(row[i])
                 copy.write_row(row)
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(str(exc)) from exc
@@ -1366,8 +1356,9 @@ class _Writers:
         self.tasks.put(item)
         return True
 
-    def settle(self, *, everything: bool = False) -> None:
-        while self.in_flight and (everything or self.in_flight[0].done.is_set()):
+    def settle(self) -> None:
+        """Wait for every batch in flight and account for it, in order."""
+        while self.in_flight:
             self._settle_first()
 
     def stop(self) -> None:
@@ -1518,12 +1509,12 @@ class _Runner:
                 step = _Step(good, len(broken) + len(batch), self.job.error_count - errors, final)
                 if writers is None or not writers.take(step):
                     if writers is not None:
-                        writers.settle(everything=True)
+                        writers.settle()
                     self._commit(step)
                 if final:
                     break
             if writers is not None:
-                writers.settle(everything=True)
+                writers.settle()
         finally:
             reader.close()
             if writers is not None:

@@ -140,7 +140,6 @@ def test_credentials_are_encrypted_at_rest(cast):
             "verify_token": "CANARY-verify-31",
         },
     )
-    stored = WebhookEvent.objects.none()  # noqa: F841 - nothing stored yet
     session.refresh_from_db()
     assert "CANARY" not in session.credentials_encrypted
     assert services.credentials_of(session)["access_token"] == "CANARY-token-9c1f"

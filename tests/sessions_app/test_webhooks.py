@@ -125,6 +125,8 @@ def test_events_are_published_to_subscribers_once_they_exist(cast):
     post(session, inbound(1))
     drain_now()
     assert WebhookEvent.objects.get().state == WebhookState.WAITING
+    session.refresh_from_db()
+    assert session.last_seen_at is not None  # a message says the number is alive
     seen = []
 
     def handler(**kwargs):
