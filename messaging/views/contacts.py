@@ -17,6 +17,7 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -451,144 +452,163 @@ class ContactEraseView(ContactActionView):
         return redirect("contacts", org_slug=org_slug)
 
 
-# --- Groups --------------------------------------------------------------------------------------
+# --- Groups and tags -----------------------------------------------------------------------------
+# The two pages work alike: a list with a form to add one, and an edit and a delete per row. The
+# concrete classes name the form, the service functions, the page and their words.
 
 
-class GroupListView(OrgViewMixin, View):
+class CollectionListView(OrgViewMixin, View):
+    template_name: str
+    context_name: str  # "groups" / "tags"
+    list_url: str
+    form_class: type
+    created_message: str  # with %(name)s
+
+    def items(self, organization):
+        raise NotImplementedError
+
+    def create(self, organization, data):
+        raise NotImplementedError
+
+    def get(self, request, org_slug):
+        return self.render(self.form_class())
+
+    def render(self, form, status=200):
+        request = self.request
+        return render(
+            request,
+            self.template_name,
+            {
+                "form": form,
+                self.context_name: self.items(request.organization),
+                "can_edit": _can_edit(request),
+            },
+            status=status,
+        )
+
+    def post(self, request, org_slug):
+        form = self.form_class(request.POST)
+        if form.is_valid():
+            try:
+                item = self.create(request.organization, form.cleaned_data)
+            except ApplicationError as exc:
+                apply_errors(form, exc)
+            else:
+                messages.success(request, _(self.created_message) % {"name": item.name})
+                return redirect(self.list_url, org_slug=org_slug)
+        return self.render(form, status=400)
+
+
+class CollectionActionView(OrgViewMixin, View):
+    """An edit or delete of one row; GET goes back to the list."""
+
+    list_url: str
+
+    def get(self, request, org_slug, pk):
+        return redirect(self.list_url, org_slug=org_slug)
+
+
+class CollectionEditView(CollectionActionView):
+    form_class: type
+    invalid_message: str
+    saved_message: str
+
+    def update(self, organization, obj, data) -> None:
+        raise NotImplementedError
+
+    def post(self, request, org_slug, pk):
+        form = self.form_class(request.POST)
+        if not form.is_valid():
+            messages.error(request, _(self.invalid_message))
+            return redirect(self.list_url, org_slug=org_slug)
+        try:
+            self.update(request.organization, self.object, form.cleaned_data)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _(self.saved_message))
+        return redirect(self.list_url, org_slug=org_slug)
+
+
+class CollectionDeleteView(CollectionActionView):
+    deleted_message: str  # with %(name)s
+
+    def delete(self, organization, obj) -> None:
+        raise NotImplementedError
+
+    def post(self, request, org_slug, pk):
+        name = self.object.name
+        self.delete(request.organization, self.object)
+        messages.success(request, _(self.deleted_message) % {"name": name})
+        return redirect(self.list_url, org_slug=org_slug)
+
+
+class GroupListView(CollectionListView):
     template_name = "messaging/contacts/groups.html"
+    context_name = "groups"
+    list_url = "contact-groups"
+    form_class = GroupForm
+    created_message = gettext_noop("Group %(name)s created.")
 
-    def get(self, request, org_slug):
-        return self.render(GroupForm())
+    def items(self, organization):
+        return dashboard.groups_with_counts(organization)
 
-    def render(self, form, status=200):
-        request = self.request
-        return render(
-            request,
-            self.template_name,
-            {
-                "form": form,
-                "groups": dashboard.groups_with_counts(request.organization),
-                "can_edit": _can_edit(request),
-            },
-            status=status,
-        )
-
-    def post(self, request, org_slug):
-        form = GroupForm(request.POST)
-        if form.is_valid():
-            try:
-                group = services.group_create(
-                    organization=request.organization, **form.cleaned_data
-                )
-            except ApplicationError as exc:
-                apply_errors(form, exc)
-            else:
-                messages.success(request, _("Group %(name)s created.") % {"name": group.name})
-                return redirect("contact-groups", org_slug=org_slug)
-        return self.render(form, status=400)
+    def create(self, organization, data):
+        return services.group_create(organization=organization, **data)
 
 
-class GroupActionView(OrgViewMixin, View):
+class GroupEditView(CollectionEditView):
     model = ContactGroup
+    list_url = "contact-groups"
+    form_class = GroupForm
+    invalid_message = gettext_noop("A group needs a name.")
+    saved_message = gettext_noop("Group saved.")
 
-    def get(self, request, org_slug, pk):
-        return redirect("contact-groups", org_slug=org_slug)
-
-
-class GroupEditView(GroupActionView):
-    def post(self, request, org_slug, pk):
-        form = GroupForm(request.POST)
-        if not form.is_valid():
-            messages.error(request, _("A group needs a name."))
-            return redirect("contact-groups", org_slug=org_slug)
-        try:
-            services.group_update(
-                organization=request.organization, group=self.object, **form.cleaned_data
-            )
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, _("Group saved."))
-        return redirect("contact-groups", org_slug=org_slug)
+    def update(self, organization, obj, data) -> None:
+        services.group_update(organization=organization, group=obj, **data)
 
 
-class GroupDeleteView(GroupActionView):
-    def post(self, request, org_slug, pk):
-        name = self.object.name
-        services.group_delete(organization=request.organization, group=self.object)
-        messages.success(
-            request, _("Group %(name)s deleted; its contacts were kept.") % {"name": name}
-        )
-        return redirect("contact-groups", org_slug=org_slug)
+class GroupDeleteView(CollectionDeleteView):
+    model = ContactGroup
+    list_url = "contact-groups"
+    deleted_message = gettext_noop("Group %(name)s deleted; its contacts were kept.")
+
+    def delete(self, organization, obj) -> None:
+        services.group_delete(organization=organization, group=obj)
 
 
-# --- Tags ----------------------------------------------------------------------------------------
-
-
-class TagListView(OrgViewMixin, View):
+class TagListView(CollectionListView):
     template_name = "messaging/contacts/tags.html"
+    context_name = "tags"
+    list_url = "contact-tags"
+    form_class = TagForm
+    created_message = gettext_noop("Tag %(name)s created.")
 
-    def get(self, request, org_slug):
-        return self.render(TagForm())
+    def items(self, organization):
+        return dashboard.tags_with_counts(organization)
 
-    def render(self, form, status=200):
-        request = self.request
-        return render(
-            request,
-            self.template_name,
-            {
-                "form": form,
-                "tags": dashboard.tags_with_counts(request.organization),
-                "can_edit": _can_edit(request),
-            },
-            status=status,
-        )
-
-    def post(self, request, org_slug):
-        form = TagForm(request.POST)
-        if form.is_valid():
-            try:
-                tag = services.tag_create(organization=request.organization, **form.cleaned_data)
-            except ApplicationError as exc:
-                apply_errors(form, exc)
-            else:
-                messages.success(request, _("Tag %(name)s created.") % {"name": tag.name})
-                return redirect("contact-tags", org_slug=org_slug)
-        return self.render(form, status=400)
+    def create(self, organization, data):
+        return services.tag_create(organization=organization, **data)
 
 
-class TagActionView(OrgViewMixin, View):
+class TagEditView(CollectionEditView):
     model = Tag
+    list_url = "contact-tags"
+    form_class = TagForm
+    invalid_message = gettext_noop("A tag needs a name and a colour like #0f766e.")
+    saved_message = gettext_noop("Tag saved.")
 
-    def get(self, request, org_slug, pk):
-        return redirect("contact-tags", org_slug=org_slug)
-
-
-class TagEditView(TagActionView):
-    def post(self, request, org_slug, pk):
-        form = TagForm(request.POST)
-        if not form.is_valid():
-            messages.error(request, _("A tag needs a name and a colour like #0f766e."))
-            return redirect("contact-tags", org_slug=org_slug)
-        try:
-            services.tag_update(
-                organization=request.organization, tag=self.object, **form.cleaned_data
-            )
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, _("Tag saved."))
-        return redirect("contact-tags", org_slug=org_slug)
+    def update(self, organization, obj, data) -> None:
+        services.tag_update(organization=organization, tag=obj, **data)
 
 
-class TagDeleteView(TagActionView):
-    def post(self, request, org_slug, pk):
-        name = self.object.name
-        services.tag_delete(organization=request.organization, tag=self.object)
-        messages.success(
-            request, _("Tag %(name)s deleted; its contacts were kept.") % {"name": name}
-        )
-        return redirect("contact-tags", org_slug=org_slug)
+class TagDeleteView(CollectionDeleteView):
+    model = Tag
+    list_url = "contact-tags"
+    deleted_message = gettext_noop("Tag %(name)s deleted; its contacts were kept.")
+
+    def delete(self, organization, obj) -> None:
+        services.tag_delete(organization=organization, tag=obj)
 
 
 # --- Custom fields (admins) ------------------------------------------------------------------------
