@@ -1,5 +1,6 @@
-"""The project's URLs plus ``/bench/trivial/``: the same server and middleware answering a view
-that does nothing (the ceiling of bench/webhook_receive.py)."""
+"""The project's URLs plus two trivial views, the ceilings of bench/webhook_receive.py: the same
+server answering a view that does nothing, through Django's middleware (``/bench/trivial/``) and
+through the webhook receiver (``/webhooks/bench-trivial/``, served as the webhooks are)."""
 
 from django.http import HttpResponse
 from django.urls import path
@@ -14,7 +15,17 @@ def trivial(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
-urlpatterns = [path("bench/trivial/", trivial), *project_urlpatterns]
+@csrf_exempt
+async def trivial_async(request):
+    request.read()
+    return HttpResponse("ok", content_type="text/plain")
+
+
+urlpatterns = [
+    path("bench/trivial/", trivial),
+    path("webhooks/bench-trivial/", trivial_async),
+    *project_urlpatterns,
+]
 
 handler400 = "crm.views.bad_request"
 handler403 = "crm.views.permission_denied"

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (crm/routing.py)."""
+"""ASGI entry point: HTTP through Django (providers' webhooks by ``sessions_app.webhooks.Receiver``),
+websockets through Channels (crm/routing.py)."""
 
 import os
 
@@ -13,12 +14,13 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from crm.logs import hide_query_strings  # noqa: E402
 from crm.routing import websocket_urlpatterns  # noqa: E402
+from sessions_app.webhooks import Receiver  # noqa: E402
 
 hide_query_strings()  # query strings can carry secrets (Meta's verify token)
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": Receiver(django_asgi_app),  # providers' webhooks, then Django
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

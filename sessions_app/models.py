@@ -150,8 +150,12 @@ class WebhookEvent(models.Model):
     organization = models.ForeignKey(
         Organization, null=True, on_delete=models.CASCADE, related_name="+", db_index=False
     )
-    session = models.ForeignKey(
-        WhatsAppSession, null=True, on_delete=models.CASCADE, related_name="webhook_events"
+    session = models.ForeignKey(  # indexed by webhook_event_dedupe, which starts with it
+        WhatsAppSession,
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_events",
+        db_index=False,
     )
     provider = models.CharField(max_length=20, choices=ProviderName.choices)
     headers = models.JSONField(default=dict, blank=True)  # a selection, never a secret
@@ -177,9 +181,6 @@ class WebhookEvent(models.Model):
                 fields=["available_at", "id"],
                 condition=Q(state="pending"),
                 name="webhook_event_pending",
-            ),
-            models.Index(
-                fields=["organization", "session", "-received_at"], name="webhook_event_org"
             ),
         ]
 

@@ -8,17 +8,29 @@
 
 Bodies are read from the stream up to ``PARLEY_WEBHOOK_MAX_BYTES`` (a history sync is larger than
 Django's form limit); CSRF does not apply (the signature is the authentication).
+
+Under ASGI (production and the embedded server) ``Receiver`` serves these URLs ahead of Django's
+handler: the same URL patterns and views, without the browser's middleware (sessions, CSRF,
+locale, messages...) and request signals, none of which a provider's POST uses. Through Django's
+full stack each delivery crossed from the event loop to a thread and back three times; here it
+crosses once, for the verification and the INSERT. WSGI and the test client use the views as
+ordinary Django views.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import io
 import json
 import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
 from sessions_app import queue
@@ -74,8 +86,7 @@ async def session_webhook(
 
 def _receive(provider: str, session_uuid, inbound: InboundRequest) -> queue.Answer:
     try:
-        session = WhatsAppSession.objects.filter(uuid=session_uuid, provider=provider).first()
-        return queue.receive(session=session, provider_name=provider, request=inbound)
+        return queue.receive_at(provider, session_uuid, inbound)
     finally:
         _release()
 
@@ -145,3 +156,56 @@ def _route(payload) -> None:
 def _sessions_by_phone_number_id(ids: list[str]) -> dict[str, WhatsAppSession]:
     sessions = WhatsAppSession.objects.filter(provider="cloud_api", external_id__in=ids)
     return {session.external_id: session for session in sessions}
+
+
+class Receiver:
+    """ASGI: a request under ``/webhooks/`` that resolves to an async view is answered by that
+    view directly; everything else goes to ``app`` (Django's handler)."""
+
+    prefix = "/webhooks/"
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        match = None
+        if scope["type"] == "http" and scope.get("path", "").startswith(self.prefix):
+            with contextlib.suppress(Resolver404):
+                match = get_resolver().resolve(scope["path"])
+        if match is None or not inspect.iscoroutinefunction(match.func):
+            return await self.app(scope, receive, send)  # Django's 404 page and its logging
+        body = await _body(receive, int(settings.PARLEY_WEBHOOK_MAX_BYTES))
+        if body is None:
+            response = HttpResponse("too large", status=413, content_type="text/plain")
+        else:
+            try:
+                response = await match.func(
+                    ASGIRequest(scope, io.BytesIO(body)), *match.args, **match.kwargs
+                )
+            except Exception:
+                logger.exception("webhook %s failed", match.url_name)
+                response = HttpResponse(status=500)
+        content = response.content
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.items()]
+        headers.append((b"content-length", str(len(content)).encode()))  # not chunked
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": content})
+
+
+async def _body(receive, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes (the rest is not read)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)

@@ -14,9 +14,10 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import override_settings
 from django.utils import timezone
 
 from crm import events as bus
@@ -32,15 +33,22 @@ def make_session(cast, name="Hooks") -> WhatsAppSession:
     )
 
 
-def post(session, payload, *, secret=None, raw=None):
-    body = raw if raw is not None else json.dumps(payload).encode()
-    secret = services.webhook_secret_of(session) if secret is None else secret
-    return Client().post(
-        f"/webhooks/simulator/{session.uuid}/",
-        data=body,
-        content_type="application/json",
-        HTTP_X_PARLEY_SECRET=secret,
-    )
+@pytest.fixture
+def post(asgi_server):
+    """POST to a session's webhook URL on the live ASGI server (``webhooks.Receiver``, the path
+    deliveries take in production)."""
+
+    def post(session, payload, *, secret=None, raw=None, path=None):
+        body = raw if raw is not None else json.dumps(payload).encode()
+        secret = services.webhook_secret_of(session) if secret is None else secret
+        return httpx.post(
+            asgi_server.url + (path or f"/webhooks/simulator/{session.uuid}/"),
+            content=body,
+            headers={"Content-Type": "application/json", "X-Parley-Secret": secret},
+            timeout=30,
+        )
+
+    return post
 
 
 def inbound(n: int) -> dict:
@@ -48,7 +56,7 @@ def inbound(n: int) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
-def test_a_verified_webhook_is_stored_once_and_answered_200(cast):
+def test_a_verified_webhook_is_stored_once_and_answered_200(cast, post):
     session = make_session(cast)
     assert post(session, inbound(1)).status_code == 200
     assert post(session, inbound(1)).status_code == 200  # the provider retries
@@ -58,7 +66,7 @@ def test_a_verified_webhook_is_stored_once_and_answered_200(cast):
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
-def test_a_forged_webhook_stores_nothing_but_a_counter(cast):
+def test_a_forged_webhook_stores_nothing_but_a_counter(cast, post):
     session = make_session(cast)
     assert post(session, inbound(1), secret="guessed").status_code == 401
     assert post(session, inbound(1), secret="").status_code == 401
@@ -68,7 +76,7 @@ def test_a_forged_webhook_stores_nothing_but_a_counter(cast):
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
-def test_an_unparseable_body_is_kept_for_inspection_and_refused(cast):
+def test_an_unparseable_body_is_kept_for_inspection_and_refused(cast, post):
     session = make_session(cast)
     response = post(session, None, raw=b"{not json")
     assert response.status_code == 400
@@ -77,29 +85,43 @@ def test_an_unparseable_body_is_kept_for_inspection_and_refused(cast):
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
-def test_an_unknown_session_or_provider_is_404(cast):
+def test_an_unknown_session_or_provider_is_404(cast, post):
     session = make_session(cast)
-    assert (
-        Client()
-        .post(
-            "/webhooks/simulator/00000000-0000-4000-8000-000000000000/",
-            data=b"{}",
-            content_type="application/json",
-        )
-        .status_code
-        == 404
-    )
-    assert (
-        Client()
-        .post(f"/webhooks/gowa/{session.uuid}/", data=b"{}", content_type="application/json")
-        .status_code
-        == 404
-    )
+    unknown = "/webhooks/simulator/00000000-0000-4000-8000-000000000000/"
+    assert post(session, {}, path=unknown).status_code == 404
+    assert post(session, {}, path=f"/webhooks/gowa/{session.uuid}/").status_code == 404
+    assert post(session, {}, path="/webhooks/nothing-here/").status_code == 404  # Django's page
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replaced_credentials_count_at_once_in_a_process_that_kept_the_old(cast, post):
+    session = make_session(cast)
+    old = services.webhook_secret_of(session)
+    assert post(session, inbound(1)).status_code == 200  # the receiver keeps the session
+    services.webhook_secret_rotate(organization=cast.org_a, session=session, actor=cast.admin)
+    session.refresh_from_db()
+    new = services.webhook_secret_of(session)
+    assert post(session, inbound(2), secret=new).status_code == 200
+    assert post(session, inbound(3), secret=old).status_code == 401
+    assert WebhookEvent.objects.filter(session=session).count() == 2
+    session.refresh_from_db()
+    assert session.forged_requests == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_deleted_after_the_receiver_kept_it_is_404_not_500(cast, post):
+    session = make_session(cast)
+    assert post(session, inbound(1)).status_code == 200
+    secret = services.webhook_secret_of(session)
+    services.session_delete(organization=cast.org_a, session=session, actor=cast.admin)
+    assert post(session, inbound(2), secret=secret).status_code == 404
+    assert not WebhookEvent.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 @override_settings(PARLEY_WEBHOOK_MAX_BYTES=1000)
-def test_a_body_over_the_limit_is_413_and_not_stored(cast):
+def test_a_body_over_the_limit_is_413_and_not_stored(cast, post):
     session = make_session(cast)
     big = {"type": "message", "text": "x" * 2000}
     assert post(session, big).status_code == 413
@@ -107,7 +129,7 @@ def test_a_body_over_the_limit_is_413_and_not_stored(cast):
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
-def test_a_large_history_body_is_accepted(cast):
+def test_a_large_history_body_is_accepted(cast, post):
     session = make_session(cast)
     big = {"type": "history", "messages": ["x" * 100] * 40_000}  # ~4 MB, over Django's form cap
     assert post(session, big).status_code == 200
@@ -120,7 +142,7 @@ def drain_now():
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
-def test_events_are_published_to_subscribers_once_they_exist(cast):
+def test_events_are_published_to_subscribers_once_they_exist(cast, post):
     session = make_session(cast)
     post(session, inbound(1))
     drain_now()
@@ -144,7 +166,7 @@ def test_events_are_published_to_subscribers_once_they_exist(cast):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_drainers_never_apply_a_row_twice(cast):
+def test_two_drainers_never_apply_a_row_twice(cast, post):
     session = make_session(cast)
     for n in range(300):
         post(session, inbound(n))
@@ -194,7 +216,7 @@ queue.drain(limit=50)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_killed_drainer_loses_nothing(cast, tmp_path):
+def test_a_killed_drainer_loses_nothing(cast, tmp_path, post):
     session = make_session(cast)
     for n in range(10):
         post(session, inbound(n))
