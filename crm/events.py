@@ -43,5 +43,12 @@ def publish(event: str, **payload: Any) -> None:
             logger.exception("subscriber %r of %s failed", handler, event)
 
 
+def deliver(event: str, **payload: Any) -> None:
+    """Call every subscriber now; a failure propagates (the caller keeps the work to retry it).
+    For work that must not be lost, such as applying a provider's messages."""
+    for handler in list(_handlers[event]):
+        handler(**payload)
+
+
 def publish_on_commit(event: str, **payload: Any) -> None:
     transaction.on_commit(lambda: publish(event, **payload))

@@ -3,6 +3,7 @@ from django.contrib import admin
 from messaging.models import (
     BulkJob,
     BulkJobItem,
+    Chat,
     Contact,
     ContactAlias,
     ContactGroup,
@@ -13,7 +14,10 @@ from messaging.models import (
     CustomField,
     ImportColumnMemory,
     ImportJob,
+    Message,
+    Reaction,
     Tag,
+    WaitingEvent,
 )
 
 
@@ -155,3 +159,46 @@ class BulkJobItemAdmin(admin.ModelAdmin):
     list_filter = ["organization"]
     search_fields = ["contact_id"]
     raw_id_fields = ["job"]
+
+
+@admin.register(Chat)
+class ChatAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "kind", "contact", "session", "status", "unread_count"]
+    list_display += ["last_message_at", "organization"]
+    list_filter = ["organization", "kind", "status", "archived"]
+    search_fields = ["jid", "name", "contact__display_name"]
+    list_select_related = ["organization", "session", "contact"]
+    raw_id_fields = ["contact", "assignee"]
+    readonly_fields = ["uuid", "created_at", "updated_at"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """Read only: messages are what WhatsApp said; corrections would be lies."""
+
+    list_display = ["timestamp", "direction", "type", "status", "chat", "session", "organization"]
+    list_filter = ["organization", "direction", "type", "status", "media_state"]
+    search_fields = ["provider_message_id", "body", "caption", "sender_jid", "push_name"]
+    list_select_related = ["organization", "session", "chat"]
+    raw_id_fields = ["chat", "sender", "quoted"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Reaction)
+class ReactionAdmin(admin.ModelAdmin):
+    list_display = ["emoji", "actor", "message", "timestamp", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["actor", "emoji"]
+    raw_id_fields = ["message", "sender"]
+
+
+@admin.register(WaitingEvent)
+class WaitingEventAdmin(admin.ModelAdmin):
+    """Receipts and reactions whose message has not arrived (yet)."""
+
+    list_display = ["provider_message_id", "session", "created_at", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["provider_message_id"]
+    raw_id_fields = ["session"]

@@ -10,3 +10,11 @@ class MessagingConfig(AppConfig):
         import messaging.demo
         import messaging.stats
         import messaging.tasks_bulk  # noqa: F401
+
+        # What sessions_app receives from WhatsApp is applied here (rows recorded before this
+        # subscriber existed are replayed by the drainer).
+        from crm import events
+        from messaging import ingest
+        from sessions_app.queue import TOPIC
+
+        events.subscribe(TOPIC, ingest.handle)

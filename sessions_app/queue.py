@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 TOPIC = "whatsapp.events"
 BATCH = 200
+UPDATED = ["state", "attempts", "error", "processed_at", "available_at"]  # by a drain
 KEPT_HEADERS = ("content-type", "user-agent", "x-request-id")  # never a signature or a secret
 
 
@@ -299,9 +300,7 @@ def drain(*, limit: int = BATCH, now: dt.datetime | None = None) -> int:
             touched: set[int] = set()
             for row in rows:
                 _apply(row, translators, touched)
-            WebhookEvent.objects.bulk_update(
-                rows, ["state", "attempts", "error", "processed_at"], batch_size=100
-            )
+            WebhookEvent.objects.bulk_update(rows, UPDATED, batch_size=100)
             if touched:  # one write for the batch, not one per message
                 WhatsAppSession.objects.filter(pk__in=touched).update(last_seen_at=timezone.now())
         handled += len(rows)
@@ -336,7 +335,15 @@ class _Translators:
         return provider
 
 
-def _apply(row: WebhookEvent, translators: _Translators, touched: set[int]) -> None:
+MAX_ATTEMPTS = 8  # a subscriber that keeps failing on a row: 1 s, 2 s, 4 s … then ``failed``
+
+
+def _apply(
+    row: WebhookEvent, translators: _Translators, touched: set[int], *, replay: bool = False
+) -> None:
+    """Translate one row, apply its session events (not on ``replay``: they were applied when it
+    was first drained) and deliver the rest. A subscriber's failure rolls back this row's work
+    only, and the row is tried again later, then marked failed."""
     from sessions_app.services import apply_session_events
 
     row.attempts += 1
@@ -357,26 +364,37 @@ def _apply(row: WebhookEvent, translators: _Translators, touched: set[int]) -> N
         return
     session_events = [e for e in events if isinstance(e, ev.SESSION_EVENTS)]
     others = [e for e in events if not isinstance(e, ev.SESSION_EVENTS)]
-    with transaction.atomic():  # a savepoint: one bad row does not undo the batch
-        if session_events:
-            apply_session_events(session, session_events)
-        if others:
-            touched.add(session.pk)
-            if not bus.subscribers(TOPIC):
-                row.state = WebhookState.WAITING
-                return
-            bus.publish(
-                TOPIC,
-                organization_id=session.organization_id,
-                session_id=session.pk,
-                webhook_event_id=row.pk,
-                events=others,
-            )
-    row.state = WebhookState.DONE
+    try:
+        with transaction.atomic():  # a savepoint: one bad row does not undo the batch
+            if session_events and not replay:
+                apply_session_events(session, session_events)
+            if others:
+                touched.add(session.pk)
+                if not bus.subscribers(TOPIC):
+                    row.state = WebhookState.WAITING
+                    return
+                bus.deliver(
+                    TOPIC,
+                    organization_id=session.organization_id,
+                    session_id=session.pk,
+                    webhook_event_id=row.pk,
+                    events=others,
+                )
+    except Exception as exc:
+        row.error = f"{type(exc).__name__}: {exc}"[:1000]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.state = WebhookState.FAILED
+            logger.exception("webhook %s failed %s times; giving up", row.pk, row.attempts)
+        else:
+            row.state = WebhookState.PENDING
+            row.available_at = timezone.now() + dt.timedelta(seconds=2 ** (row.attempts - 1))
+            logger.warning("webhook %s failed; retrying: %s", row.pk, row.error, exc_info=True)
+        return
+    row.state, row.error = WebhookState.DONE, ""
 
 
 def replay_waiting(*, limit: int = BATCH) -> int:
-    """Publish what was recorded while nobody subscribed (its session events were applied then),
+    """Deliver what was recorded while nobody subscribed (its session events were applied then),
     oldest first; call once a subscriber exists. Returns how many rows were handled."""
     if not bus.subscribers(TOPIC):
         return 0
@@ -389,15 +407,6 @@ def replay_waiting(*, limit: int = BATCH) -> int:
         )
         translators = _Translators()
         for row in rows:
-            events = translators.of(row.session).translate(json.loads(row.body), suffix=row.suffix)
-            others = [e for e in events if not isinstance(e, ev.SESSION_EVENTS)]
-            bus.publish(
-                TOPIC,
-                organization_id=row.organization_id,
-                session_id=row.session_id,
-                webhook_event_id=row.pk,
-                events=others,
-            )
-            row.state, row.processed_at = WebhookState.DONE, timezone.now()
-        WebhookEvent.objects.bulk_update(rows, ["state", "processed_at"], batch_size=100)
+            _apply(row, translators, set(), replay=True)
+        WebhookEvent.objects.bulk_update(rows, UPDATED, batch_size=100)
     return len(rows)

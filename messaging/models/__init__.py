@@ -1,3 +1,15 @@
+from messaging.models.chats import (
+    STATUS_RANK,
+    Chat,
+    ChatKind,
+    ChatStatus,
+    Direction,
+    MediaState,
+    Message,
+    MessageStatus,
+    Reaction,
+    WaitingEvent,
+)
 from messaging.models.contacts import (
     Contact,
     ContactAlias,
@@ -22,9 +34,13 @@ from messaging.models.jobs import (
 )
 
 __all__ = [
+    "STATUS_RANK",
     "BulkAction",
     "BulkJob",
     "BulkJobItem",
+    "Chat",
+    "ChatKind",
+    "ChatStatus",
     "Contact",
     "ContactAlias",
     "ContactGroup",
@@ -35,9 +51,15 @@ __all__ = [
     "ContactTag",
     "CustomField",
     "CustomFieldType",
+    "Direction",
     "IdentityKind",
     "ImportColumnMemory",
     "ImportJob",
     "JobState",
+    "MediaState",
+    "Message",
+    "MessageStatus",
+    "Reaction",
     "Tag",
+    "WaitingEvent",
 ]

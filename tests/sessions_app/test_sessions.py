@@ -155,7 +155,7 @@ def test_it_refuses_missing_or_unknown_credentials(cast):
     assert "credentials.token" in unknown.value.fields
 
 
-def test_an_inbound_message_waits_until_something_subscribes(cast):
+def test_an_inbound_message_waits_until_something_subscribes(cast, no_subscribers):
     session = make(cast)
     simulation.simulate_inbound(session=session, phone="85291234567", text="Hello", name="Ann")
     drained(session)

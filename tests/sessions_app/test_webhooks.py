@@ -142,7 +142,7 @@ def drain_now():
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
-def test_events_are_published_to_subscribers_once_they_exist(cast, post):
+def test_events_are_published_to_subscribers_once_they_exist(cast, post, no_subscribers):
     session = make_session(cast)
     post(session, inbound(1))
     drain_now()

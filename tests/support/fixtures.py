@@ -131,3 +131,18 @@ def s3_storage(settings, _s3_server) -> S3Server:
     when the ``settings`` fixture changes ``STORAGES`` (django.test.signals.storages_changed)."""
     settings.STORAGES = {**settings.STORAGES, "default": _s3_server.storage_setting()}
     return _s3_server
+
+
+@pytest.fixture
+def no_subscribers():
+    """Nobody subscribed to what sessions_app publishes (as before messaging existed): the
+    drainer records those events as waiting. Restored afterwards."""
+    from crm import events as bus
+    from sessions_app.queue import TOPIC
+
+    handlers = bus.subscribers(TOPIC)
+    for handler in handlers:
+        bus.unsubscribe(TOPIC, handler)
+    yield
+    for handler in handlers:
+        bus.subscribe(TOPIC, handler)

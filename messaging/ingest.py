@@ -1,0 +1,575 @@
+"""Apply what sessions_app publishes (``whatsapp.events``): every message, receipt and reaction
+stored once.
+
+``handle`` is the subscriber. It runs inside the drainer's transaction for one webhook row; if it
+raises, that row's work is rolled back and retried later, so nothing is half-applied or lost.
+
+- Messages are inserted with ``ON CONFLICT (session, provider_message_id) DO NOTHING``: a
+  repeated delivery is the same row and changes nothing.
+- Receipts only move a status forward (``STATUS_RANK``); ``failed`` is final. Reactions keep the
+  newest per person. A receipt, reaction, edit or revoke for a message not stored yet waits in
+  ``WaitingEvent`` and is applied when the message arrives.
+- A batch of messages costs a constant number of statements, whatever its size (history syncs
+  bring thousands; ``messaging.parties`` resolves people and chats the same way).
+- After commit, ``message.received`` / ``message.status`` / ``message.reaction`` /
+  ``history.progress`` are announced through ``crm/events.py`` with id lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from crm import events as bus
+from messaging import parties
+from messaging.models import (
+    STATUS_RANK,
+    Chat,
+    Direction,
+    MediaState,
+    Message,
+    MessageStatus,
+    Reaction,
+    WaitingEvent,
+)
+from sessions_app.models import WhatsAppSession
+from sessions_app.providers import events as ev
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000  # messages per statement group in a history sync
+RECEIVED = "message.received"
+STATUS_CHANGED = "message.status"
+REACTED = "message.reaction"
+HISTORY_PROGRESS = "history.progress"
+STATUS_AT = {
+    "sent": "sent_at",
+    "delivered": "delivered_at",
+    "read": "read_at",
+    "played": "played_at",
+    "failed": "failed_at",
+}
+
+
+@dataclass
+class Applied:
+    """What one call changed (for announcements and tests)."""
+
+    lock: str = ""  # the session lock held: "", "shared" or "exclusive" (``_lock``)
+    received: list[int] = field(default_factory=list)  # new incoming live messages
+    stored: list[int] = field(default_factory=list)  # every new message
+    statuses: list[int] = field(default_factory=list)
+    reactions: list[int] = field(default_factory=list)
+    waiting: int = 0
+
+
+def handle(*, organization_id: int, session_id: int, webhook_event_id: int, events) -> None:
+    """The ``whatsapp.events`` subscriber (see the module doc)."""
+    session = WhatsAppSession.objects.get(pk=session_id, organization_id=organization_id)
+    applied = apply(session, events)
+    _announce(session, applied)
+
+
+def apply(session: WhatsAppSession, events: Iterable[ev.Event]) -> Applied:
+    """Apply ``events`` of ``session`` in the current transaction. Messages and people first, so
+    a receipt in the same delivery finds its message."""
+    applied = Applied()
+    events = list(events)
+    has_messages = any(isinstance(e, ev.MessageUpserted | ev.HistoryBatch) for e in events)
+    has_later = any(_is_later(e) for e in events)
+    if has_messages:
+        _lock(session, applied, exclusive=has_later)
+    people = [e for e in events if isinstance(e, ev.ContactsUpserted)]
+    if people:
+        parties.contacts_for(session.organization, [p for e in people for p in e.contacts])
+    for event in events:
+        if isinstance(event, ev.GroupsUpdated):
+            _groups(session, event.groups)
+    live = [e for e in events if isinstance(e, ev.MessageUpserted)]
+    if live:
+        _messages(session, live, applied)
+    for event in events:
+        if isinstance(event, ev.HistoryBatch):
+            history = [m for m in event.messages if isinstance(m, ev.MessageUpserted)]
+            for start in range(0, len(history), BATCH):
+                _messages(session, history[start : start + BATCH], applied, history=True)
+                bus.publish_on_commit(
+                    HISTORY_PROGRESS,
+                    organization_id=session.organization_id,
+                    session_id=session.pk,
+                    done=min(start + BATCH, len(history)),
+                    total=len(history),
+                    progress=event.progress,
+                )
+    _later_events(session, [e for e in events if _is_later(e)], applied)
+    return applied
+
+
+def _is_later(event) -> bool:
+    return isinstance(
+        event,
+        ev.MessageStatusChanged | ev.ReactionReceived | ev.MessageEdited | ev.MessageRevoked,
+    )
+
+
+# --- Messages -------------------------------------------------------------------------------------
+
+
+def party_of_jid(jid: str) -> ev.Party | None:
+    """The other person of a direct chat, from the chat's JID (for our own messages, which
+    carry no sender): a phone JID, an ``@lid``, or the bare digits Cloud API uses."""
+    user, _, server = (jid or "").partition("@")
+    user = user.split(":", 1)[0]
+    if server == "lid":
+        return ev.Party(lid=f"{user}@lid")
+    if server in ("s.whatsapp.net", "c.us", "") and user.isdigit():
+        return ev.Party(phone=user, jid=f"{user}@s.whatsapp.net")
+    return None
+
+
+def _is_group(message: ev.MessageUpserted) -> bool:
+    return message.chat_is_group or message.chat_jid.endswith(("@g.us", "@broadcast"))
+
+
+def _messages(
+    session: WhatsAppSession,
+    messages: list[ev.MessageUpserted],
+    applied: Applied,
+    *,
+    history: bool = False,
+) -> None:
+    messages = [m for m in messages if m.provider_message_id and m.chat_jid]
+    messages = list({m.provider_message_id: m for m in messages}.values())  # a repeat in one batch
+    if not messages:
+        return
+    # Who: the other person of each direct chat, and each message's sender.
+    chat_party: dict[str, ev.Party | None] = {}
+    for m in messages:
+        if not _is_group(m) and m.chat_jid not in chat_party:
+            chat_party[m.chat_jid] = (
+                m.sender if (m.sender and not m.from_me) else party_of_jid(m.chat_jid)
+            )
+    senders = [m.sender for m in messages if m.sender and not m.from_me]
+    known = parties.contacts_for(
+        session.organization, [*senders, *(p for p in chat_party.values() if p)]
+    )
+    # Where: each message's chat.
+    keys: dict[parties.ChatKey, str] = {}
+    key_of: dict[str, parties.ChatKey] = {}
+    for m in messages:
+        if _is_group(m):
+            key = ("group", m.chat_jid[:128])
+        else:
+            party = chat_party[m.chat_jid]
+            contact_id = known.get(party) if party else None
+            if contact_id is None:
+                logger.warning("message %s: no usable chat JID", m.provider_message_id)
+                continue
+            key = ("direct", contact_id)
+        keys.setdefault(key, m.chat_jid)
+        key_of[m.provider_message_id] = key
+    chats = parties.chats_for(session, keys)
+    rows = [
+        _row(session, m, chats[key_of[m.provider_message_id]], known, history)
+        for m in messages
+        if m.provider_message_id in key_of
+    ]
+    new = _insert(rows)
+    if not new:
+        return
+    fresh = [row for row in rows if row["provider_message_id"] in new]
+    _link_quotes(session, [new[r["provider_message_id"]] for r in fresh if r["quoted_provider_id"]])
+    _touch_chats(fresh)
+    ids = list(new.values())
+    applied.stored.extend(ids)
+    if not history:
+        applied.received.extend(
+            new[r["provider_message_id"]] for r in fresh if r["direction"] == Direction.IN
+        )
+    _waiting_now_due(session, list(new), applied)
+    media = [new[r["provider_message_id"]] for r in fresh if r["media_state"]]
+    if media:
+        from messaging.tasks import download_media
+
+        for message_id in media:
+            transaction.on_commit(lambda pk=message_id: download_media.delay(pk))
+
+
+def _row(
+    session: WhatsAppSession,
+    m: ev.MessageUpserted,
+    chat: Chat,
+    known: dict[ev.Party, int],
+    history: bool,
+) -> dict:
+    data = {}
+    if m.location:
+        data["location"] = m.location
+    if m.contacts:
+        data["contacts"] = m.contacts
+    if m.interactive:
+        data["interactive"] = m.interactive
+    if m.forwarded:
+        data["forwarded"] = True
+    media = {k: v for k, v in vars(m.media).items() if v} if m.media else {}
+    sender = m.sender if not m.from_me else None
+    return {
+        "organization_id": session.organization_id,
+        "uuid": uuid.uuid4(),
+        "session_id": session.pk,
+        "chat_id": chat.pk,
+        "provider_message_id": m.provider_message_id[:128],
+        "direction": Direction.OUT if m.from_me else Direction.IN,
+        "sender_id": known.get(sender) if sender else None,
+        "sender_jid": ((sender.jid or sender.lid or sender.wa_id or "") if sender else "")[:128],
+        "push_name": (sender.name if sender else "")[:200],
+        "type": m.type[:12],
+        "body": m.body,
+        "caption": m.caption,
+        "data": data,
+        "media": media,
+        "media_state": MediaState.PENDING if media else MediaState.NONE,
+        "quoted_provider_id": (m.quoted_id or "")[:128],
+        "status": MessageStatus.SENT if m.from_me else MessageStatus.RECEIVED,
+        "sent_at": m.timestamp if m.from_me else None,
+        "timestamp": m.timestamp,
+        "history": history or m.history,
+        "created_at": timezone.now(),
+    }
+
+
+COLUMNS = (
+    "organization_id",
+    "uuid",
+    "session_id",
+    "chat_id",
+    "provider_message_id",
+    "direction",
+    "sender_id",
+    "sender_jid",
+    "push_name",
+    "type",
+    "body",
+    "caption",
+    "data",
+    "media",
+    "media_state",
+    "quoted_provider_id",
+    "status",
+    "sent_at",
+    "timestamp",
+    "history",
+    "created_at",
+)
+# Columns the insert leaves to their defaults: written here so COPY and VALUES agree.
+DEFAULTS = {
+    "media_key": "",
+    "media_mime": "",
+    "edits": [],
+    "error_code": "",
+    "error_text": "",
+}
+
+
+def _insert(rows: list[dict]) -> dict[str, int]:
+    """Insert the rows that are new: ``{provider_message_id: id}`` of those."""
+    if not rows:
+        return {}
+    fields = [Message._meta.get_field(name) for name in (*COLUMNS, *DEFAULTS)]
+    ops = connection.ops
+    table = ops.quote_name(Message._meta.db_table)
+    names = ", ".join(ops.quote_name(f.column) for f in fields)
+    new: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 200):
+            chunk = rows[start : start + 200]
+            params = []
+            for row in chunk:
+                values = {**DEFAULTS, **row}
+                params.extend(f.get_db_prep_save(values[f.attname], connection) for f in fields)
+            placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {placeholders} "  # noqa: S608 - names from the model
+                f"ON CONFLICT DO NOTHING RETURNING id, provider_message_id",
+                params,
+            )
+            new.update((pid, pk) for pk, pid in cursor.fetchall())
+    return new
+
+
+def _link_quotes(session: WhatsAppSession, ids: list[int]) -> None:
+    if not ids:
+        return
+    table = connection.ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            cursor.execute(
+                f"UPDATE {table} SET quoted_id = (SELECT q.id FROM {table} q "  # noqa: S608 - names from the model
+                f"WHERE q.session_id = {table}.session_id "
+                f"AND q.provider_message_id = {table}.quoted_provider_id) "
+                f"WHERE id IN ({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+
+
+def _touch_chats(rows: list[dict]) -> None:
+    """Each chat's last activity moves forward; live incoming messages count as unread."""
+    latest: dict[int, dt.datetime] = {}
+    incoming: dict[int, dt.datetime] = {}
+    unread: dict[int, int] = {}
+    for row in rows:
+        chat_id, when = row["chat_id"], row["timestamp"]
+        latest[chat_id] = max(latest.get(chat_id, when), when)
+        if row["direction"] == Direction.IN:
+            incoming[chat_id] = max(incoming.get(chat_id, when), when)
+            if not row["history"]:
+                unread[chat_id] = unread.get(chat_id, 0) + 1
+    chats = []
+    for chat_id, when in latest.items():
+        chat = Chat(pk=chat_id)
+        chat.last_message_at = Greatest(Coalesce(F("last_message_at"), Value(when)), Value(when))
+        seen = incoming.get(chat_id)
+        chat.last_incoming_at = (
+            Greatest(Coalesce(F("last_incoming_at"), Value(seen)), Value(seen))
+            if seen
+            else F("last_incoming_at")
+        )
+        chat.unread_count = F("unread_count") + unread.get(chat_id, 0)
+        chats.append(chat)
+    Chat.objects.bulk_update(
+        chats, ["last_message_at", "last_incoming_at", "unread_count"], batch_size=500
+    )
+
+
+def _groups(session: WhatsAppSession, groups: list[ev.Group]) -> None:
+    groups = [g for g in groups if g.jid]
+    if not groups:
+        return
+    people = parties.contacts_for(session.organization, [p for g in groups for p in g.participants])
+    chats = parties.chats_for(session, {("group", g.jid[:128]): g.jid for g in groups})
+    changed = []
+    for group in groups:
+        chat = chats[("group", group.jid[:128])]
+        participants = [
+            {"jid": p.jid or p.lid or "", "contact_id": people.get(p)} for p in group.participants
+        ]
+        name = group.name[:200] or chat.name
+        if name != chat.name or (participants and participants != chat.participants):
+            chat.name = name
+            chat.participants = participants or chat.participants
+            changed.append(chat)
+    if changed:
+        Chat.objects.bulk_update(changed, ["name", "participants"])
+
+
+# --- Receipts, reactions, edits, revokes ------------------------------------------------------------
+
+
+def _lock(session: WhatsAppSession, applied: Applied, *, exclusive: bool) -> None:
+    """The session's ingest lock, to the end of the transaction (PostgreSQL; SQLite has one
+    writer at a time anyway). Storing messages takes it shared; keeping an event waiting takes
+    it exclusive, after which it looks for the message again. So a message and an event waiting
+    for it never commit unseen by each other: either the event finds the message, or the
+    message's writer finds the event (``_waiting_now_due``). Never upgraded from shared (two
+    upgraders would deadlock): ``apply`` takes it exclusive up front when it may need to."""
+    if applied.lock == "exclusive" or (applied.lock == "shared" and not exclusive):
+        return
+    assert not applied.lock, "the ingest lock is never upgraded"
+    applied.lock = "exclusive" if exclusive else "shared"
+    if connection.vendor == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {function}(hashtextextended(%s, 0))", [f"parley.ingest:{session.pk}"]
+            )
+
+
+def _messages_by_id(session: WhatsAppSession, ids: Iterable[str]) -> dict[str, Message]:
+    ids = sorted(set(ids))
+    found: dict[str, Message] = {}
+    for start in range(0, len(ids), 1000):
+        for message in Message.objects.filter(
+            session_id=session.pk, provider_message_id__in=ids[start : start + 1000]
+        ).only("id", "provider_message_id", "status", "body", "edits", "revoked_at"):
+            found[message.provider_message_id] = message
+    return found
+
+
+def _later_events(session: WhatsAppSession, events: list, applied: Applied) -> None:
+    """Apply each event to its message, or keep it waiting for the message."""
+    events = [e for e in events if e.provider_message_id]
+    if not events:
+        return
+    messages = _messages_by_id(session, (e.provider_message_id for e in events))
+    missing = {e.provider_message_id for e in events} - set(messages)
+    if missing and applied.lock != "exclusive":
+        _lock(session, applied, exclusive=True)
+        messages.update(_messages_by_id(session, missing))  # stored meanwhile?
+    waiting = []
+    statuses: dict[str, list[tuple[Message, ev.MessageStatusChanged]]] = {}
+    for event in events:
+        message = messages.get(event.provider_message_id)
+        if message is None:
+            waiting.append(event)
+            continue
+        if isinstance(event, ev.MessageStatusChanged):
+            statuses.setdefault(event.status, []).append((message, event))
+        elif isinstance(event, ev.ReactionReceived):
+            if _react(session, message, event):
+                applied.reactions.append(message.pk)
+        elif isinstance(event, ev.MessageEdited):
+            _edit(message, event)
+        elif isinstance(event, ev.MessageRevoked):
+            Message.objects.filter(pk=message.pk, revoked_at__isnull=True).update(
+                revoked_at=event.timestamp
+            )
+    for status, pairs in statuses.items():
+        applied.statuses.extend(_advance(status, pairs))
+    _wait(session, waiting)
+    applied.waiting += len(waiting)
+
+
+def _advance(status: str, pairs: list[tuple[Message, ev.MessageStatusChanged]]) -> list[int]:
+    """Move these messages to ``status`` where that is forward (one statement per thousand);
+    returns the ids that moved. A repeated or late receipt matches no row and writes nothing."""
+    if status == ev.DeliveryStatus.FAILED:
+        allowed = [s for s in STATUS_RANK if STATUS_RANK[s] < STATUS_RANK["read"]]
+    elif status in STATUS_RANK:
+        allowed = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
+    else:
+        return []
+    ops = connection.ops
+    table = ops.quote_name(Message._meta.db_table)
+    column = ops.quote_name(STATUS_AT[status])
+    failed = status == ev.DeliveryStatus.FAILED
+    extra = ", error_code = v.code, error_text = v.text" if failed else ""
+    moved: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(pairs), 1000):
+            chunk = pairs[start : start + 1000]
+            params: list = []
+            for message, event in chunk:
+                params += [message.pk, ops.adapt_datetimefield_value(event.timestamp)]
+                if failed:
+                    params += [event.error_code[:40], event.error_text[:500]]
+            width = 4 if failed else 2
+            values = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(chunk))
+            names = "id, at, code, text" if failed else "id, at"
+            cursor.execute(
+                f"WITH v({names}) AS (VALUES {values}) "  # noqa: S608 - names from the model
+                f"UPDATE {table} SET status = %s, {column} = v.at{extra} FROM v "
+                f"WHERE {table}.id = v.id AND {table}.status IN "
+                f"({', '.join(['%s'] * len(allowed))}) RETURNING {table}.id",
+                [*params, status, *allowed],
+            )
+            moved += [row[0] for row in cursor.fetchall()]
+    return moved
+
+
+def _react(session: WhatsAppSession, message: Message, event: ev.ReactionReceived) -> bool:
+    """Keep the newest reaction per person. True if it changed something."""
+    sender = event.sender
+    actor = (
+        "me"
+        if event.from_me
+        else (sender.jid or sender.lid or sender.wa_id or "")
+        if sender
+        else ""
+    )
+    if not actor:
+        return False
+    contact_id = None
+    if sender and not event.from_me:
+        contact_id = parties.contacts_for(session.organization, [sender]).get(sender)
+    current = Reaction.objects.filter(message=message, actor=actor[:140]).first()
+    if current is None:
+        Reaction.objects.bulk_create(
+            [
+                Reaction(
+                    organization_id=session.organization_id,
+                    message=message,
+                    actor=actor[:140],
+                    sender_id=contact_id,
+                    emoji=event.emoji[:40],
+                    timestamp=event.timestamp,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        return True
+    if current.timestamp >= event.timestamp:
+        return False  # an older or repeated reaction
+    return bool(
+        Reaction.objects.filter(pk=current.pk, timestamp__lt=event.timestamp).update(
+            emoji=event.emoji[:40], timestamp=event.timestamp
+        )
+    )
+
+
+def _edit(message: Message, event: ev.MessageEdited) -> None:
+    at = event.timestamp.isoformat()
+    locked = Message.objects.select_for_update().only("id", "body", "edits").get(pk=message.pk)
+    if any(edit.get("at") == at for edit in locked.edits) or locked.body == event.body:
+        return  # applied already
+    locked.edits = [*locked.edits, {"body": locked.body, "at": at}]
+    locked.body = event.body
+    locked.save(update_fields=["body", "edits"])
+
+
+def _wait(session: WhatsAppSession, events: list) -> None:
+    if not events:
+        return
+    WaitingEvent.objects.bulk_create(
+        [
+            WaitingEvent(
+                organization_id=session.organization_id,
+                session=session,
+                provider_message_id=e.provider_message_id[:128],
+                key=hashlib.sha256(json.dumps(e.to_dict(), sort_keys=True).encode()).hexdigest(),
+                event=e.to_dict(),
+            )
+            for e in events
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+
+
+def _waiting_now_due(session: WhatsAppSession, provider_ids: list[str], applied: Applied) -> None:
+    """Events that waited for these (just stored) messages: applied now, then deleted."""
+    due = []
+    for start in range(0, len(provider_ids), 1000):
+        due.extend(
+            WaitingEvent.objects.filter(
+                session=session, provider_message_id__in=provider_ids[start : start + 1000]
+            ).order_by("id")
+        )
+    if not due:
+        return
+    events = sorted((ev.Event.from_dict(w.event) for w in due), key=lambda e: e.timestamp)
+    WaitingEvent.objects.filter(pk__in=[w.pk for w in due]).delete()
+    _later_events(session, events, applied)
+
+
+# --- Announcements -------------------------------------------------------------------------------
+
+
+def _announce(session: WhatsAppSession, applied: Applied) -> None:
+    common = {"organization_id": session.organization_id, "session_id": session.pk}
+    if applied.received:
+        bus.publish_on_commit(RECEIVED, message_ids=applied.received, **common)
+    if applied.statuses:
+        bus.publish_on_commit(STATUS_CHANGED, message_ids=applied.statuses, **common)
+    if applied.reactions:
+        bus.publish_on_commit(REACTED, message_ids=applied.reactions, **common)

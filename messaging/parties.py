@@ -1,0 +1,241 @@
+"""Who a provider's ``Party`` is in the address book, and which chat a message belongs to.
+
+Both work on a whole batch at once (a live message is a batch of one, a history sync thousands):
+a constant number of queries per batch, never one per message. Concurrency-safe: contacts are
+created under a per-organization advisory lock on PostgreSQL (SQLite serializes writers anyway),
+so a burst from one new person handled by several workers ends with one contact; chats are
+inserted with ``ON CONFLICT DO NOTHING`` and read back, so racing workers end with one chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection
+from django.db.models import Q
+
+from accounts.models import Organization
+from accounts.tenancy import scoped
+from messaging.models import Chat, ChatKind, Contact, ContactIdentity, IdentityKind
+from messaging.services.contacts import search_text_rebuild
+from messaging.text import InvalidPhone, normalize_phone
+from sessions_app.models import WhatsAppSession
+from sessions_app.providers.events import Party
+
+Pair = tuple[str, str]  # (identity kind, value)
+
+
+def phone_of(digits: str) -> str:
+    """A WhatsApp number (international digits) as the address book stores phones."""
+    try:
+        return normalize_phone("+" + digits, default_country="")
+    except InvalidPhone:
+        return digits  # still a stable key; WhatsApp knows numbers phonenumbers does not
+
+
+def pairs_of(party: Party) -> list[Pair]:
+    """The identities a party names, most authoritative first."""
+    pairs: list[Pair] = []
+    if party.phone and party.phone.isdigit():
+        pairs.append((IdentityKind.PHONE, phone_of(party.phone)))
+    if party.wa_id and party.wa_id != party.phone:
+        pairs.append((IdentityKind.WA_ID, party.wa_id))
+    if party.lid:
+        pairs.append((IdentityKind.LID, party.lid))
+    if party.bsuid:
+        pairs.append((IdentityKind.BSUID, party.bsuid))
+    if not pairs and party.jid:
+        pairs.append((IdentityKind.JID, party.jid))
+    return [(kind, value[:128]) for kind, value in pairs]
+
+
+def _held(organization: Organization, pairs: Iterable[Pair]) -> dict[Pair, int]:
+    pairs = list(set(pairs))
+    held: dict[Pair, int] = {}
+    for start in range(0, len(pairs), 500):
+        chunk = pairs[start : start + 500]
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in chunk:
+            by_kind.setdefault(kind, []).append(value)
+        query = Q()
+        for kind, values in by_kind.items():
+            query |= Q(kind=kind, value__in=values)
+        for kind, value, contact_id in (
+            scoped(ContactIdentity, organization)
+            .filter(query)
+            .values_list("kind", "value", "contact_id")
+        ):
+            held[(kind, value)] = contact_id
+    return held
+
+
+def contacts_for(organization: Organization, parties: Iterable[Party]) -> dict[Party, int]:
+    """The contact id of every party that names someone (creating contacts for new people,
+    adding identities a known person shows for the first time, and taking WhatsApp's names:
+    a contact's own name wins, then the WhatsApp name, then the verified business name)."""
+    parties = [p for p in dict.fromkeys(parties) if pairs_of(p)]
+    if not parties:
+        return {}
+    wanted = {party: pairs_of(party) for party in parties}
+    held = _held(organization, (pair for pairs in wanted.values() for pair in pairs))
+    if any(not any(pair in held for pair in pairs) for pairs in wanted.values()):
+        _lock_contacts(organization)
+        held.update(_held(organization, (pair for pairs in wanted.values() for pair in pairs)))
+        _create(organization, [p for p, pairs in wanted.items() if not _found(pairs, held)], held)
+    found = {party: _found(pairs, held) for party, pairs in wanted.items()}
+    _add_identities(organization, wanted, found, held)
+    _take_names(organization, found)
+    return found
+
+
+def _found(pairs: list[Pair], held: dict[Pair, int]) -> int | None:
+    return next((held[pair] for pair in pairs if pair in held), None)
+
+
+def _lock_contacts(organization: Organization) -> None:
+    """Held to the end of the transaction: one writer at a time creates this organization's
+    contacts from WhatsApp (a burst from one new person must not make two)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"parley.contacts:{organization.pk}"],
+            )
+
+
+def _create(organization: Organization, parties: list[Party], held: dict[Pair, int]) -> None:
+    """One contact per new person (parties sharing an identity are one person)."""
+    people: list[tuple[Contact, list[Pair]]] = []
+    claimed: dict[Pair, Contact] = {}
+    for party in parties:
+        pairs = pairs_of(party)
+        same = next((claimed[pair] for pair in pairs if pair in claimed), None)
+        if same is None:
+            phone = next((v for k, v in pairs if k == IdentityKind.PHONE), None)
+            same = Contact(
+                organization=organization,
+                phone=phone,
+                notify_name=party.name[:200],
+                verified_name=party.verified_name[:200],
+            )
+            same.display_name = same.compute_display_name()
+            people.append((same, []))
+        for pair in pairs:
+            if pair not in claimed:
+                claimed[pair] = same
+                next(p for c, p in people if c is same).append(pair)
+    if not people:
+        return
+    Contact.objects.bulk_create([contact for contact, _pairs in people], batch_size=1000)
+    ContactIdentity.objects.bulk_create(
+        [
+            ContactIdentity(organization=organization, contact=contact, kind=kind, value=value)
+            for contact, pairs in people
+            for kind, value in pairs
+        ],
+        batch_size=1000,
+    )
+    for contact, pairs in people:
+        for pair in pairs:
+            held[pair] = contact.pk
+    search_text_rebuild(organization=organization, contact_ids=[c.pk for c, _p in people])
+
+
+def _add_identities(
+    organization: Organization,
+    wanted: dict[Party, list[Pair]],
+    found: dict[Party, int | None],
+    held: dict[Pair, int],
+) -> None:
+    """An identity a known person shows for the first time (an ``@lid`` with its phone) joins
+    that person; one already held by someone else stays theirs."""
+    new: dict[Pair, int] = {}
+    for party, pairs in wanted.items():
+        contact_id = found[party]
+        for pair in pairs:
+            if contact_id and pair not in held and pair not in new:
+                new[pair] = contact_id
+    if not new:
+        return
+    ContactIdentity.objects.bulk_create(
+        [
+            ContactIdentity(organization=organization, contact_id=cid, kind=kind, value=value)
+            for (kind, value), cid in new.items()
+        ],
+        ignore_conflicts=True,
+    )
+    held.update(new)
+    search_text_rebuild(organization=organization, contact_ids=set(new.values()))
+
+
+def _take_names(organization: Organization, found: dict[Party, int | None]) -> None:
+    """WhatsApp's names for known people, written only where they changed."""
+    names: dict[int, Party] = {}
+    for party, contact_id in found.items():
+        if contact_id and (party.name or party.verified_name):
+            names[contact_id] = party
+    if not names:
+        return
+    changed = []
+    for contact in (
+        scoped(Contact, organization)
+        .filter(pk__in=list(names))
+        .only("id", "name", "notify_name", "verified_name", "phone", "display_name")
+    ):
+        party = names[contact.pk]
+        notify = party.name[:200] or contact.notify_name
+        verified = party.verified_name[:200] or contact.verified_name
+        if (notify, verified) != (contact.notify_name, contact.verified_name):
+            contact.notify_name, contact.verified_name = notify, verified
+            contact.display_name = contact.compute_display_name()
+            changed.append(contact)
+    if changed:
+        Contact.objects.bulk_update(changed, ["notify_name", "verified_name", "display_name"])
+        search_text_rebuild(organization=organization, contact_ids=[c.pk for c in changed])
+
+
+# --- Chats ----------------------------------------------------------------------------------------
+
+ChatKey = tuple[str, object]  # ("direct", contact id) or ("group", group JID)
+
+
+def chats_for(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[ChatKey, Chat]:
+    """The session's chat for each key (created if new); ``keys`` maps a key to the JID to send
+    to. Returns chats with id, kind, contact_id and jid loaded."""
+    if not keys:
+        return {}
+    chats = _chats(session, keys)
+    missing = [key for key in keys if key not in chats]
+    if missing:
+        Chat.objects.bulk_create(
+            [
+                Chat(
+                    organization_id=session.organization_id,
+                    session=session,
+                    kind=ChatKind.DIRECT if kind == "direct" else ChatKind.GROUP,
+                    contact_id=ref if kind == "direct" else None,
+                    jid=(keys[(kind, ref)] if kind == "direct" else str(ref))[:128],
+                )
+                for kind, ref in missing
+            ],
+            ignore_conflicts=True,  # another worker made it meanwhile: read it back below
+            batch_size=1000,
+        )
+        chats.update(_chats(session, {key: keys[key] for key in missing}))
+    return chats
+
+
+def _chats(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[ChatKey, Chat]:
+    contact_ids = [ref for kind, ref in keys if kind == "direct"]
+    jids = [ref for kind, ref in keys if kind != "direct"]
+    found: dict[ChatKey, Chat] = {}
+    base = Chat.objects.filter(session=session).only("id", "kind", "contact_id", "jid", "name")
+    for start in range(0, len(contact_ids), 1000):
+        for chat in base.filter(
+            kind=ChatKind.DIRECT, contact_id__in=contact_ids[start : start + 1000]
+        ):
+            found[("direct", chat.contact_id)] = chat
+    for start in range(0, len(jids), 1000):
+        for chat in base.exclude(kind=ChatKind.DIRECT).filter(jid__in=jids[start : start + 1000]):
+            found[("group", chat.jid)] = chat
+    return found
