@@ -149,6 +149,7 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-drain-webhooks": {"task": "sessions_app.tasks.drain_webhooks", "schedule": 30.0},
     "sessions-tick": {"task": "sessions_app.tasks.sessions_tick", "schedule": 5.0},
     "sessions-check": {"task": "sessions_app.tasks.sessions_check", "schedule": 300.0},
+    "messaging-outbox-tick": {"task": "messaging.tasks.outbox_tick", "schedule": 5.0},
 }
 
 # --- Storage -------------------------------------------------------------------------------------

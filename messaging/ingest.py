@@ -278,6 +278,7 @@ DEFAULTS = {
     "edits": [],
     "error_code": "",
     "error_text": "",
+    "attempts": 0,
 }
 
 
@@ -560,6 +561,16 @@ def _waiting_now_due(session: WhatsAppSession, provider_ids: list[str], applied:
     events = sorted((ev.Event.from_dict(w.event) for w in due), key=lambda e: e.timestamp)
     WaitingEvent.objects.filter(pk__in=[w.pk for w in due]).delete()
     _later_events(session, events, applied)
+
+
+def message_identified(
+    session: WhatsAppSession, provider_message_id: str, applied: Applied
+) -> None:
+    """A message of ours just got its provider id (the send path): receipts and reactions that
+    arrived for that id before it was known are applied now."""
+    _lock(session, applied, exclusive=False)
+    _waiting_now_due(session, [provider_message_id], applied)
+    _announce(session, applied)
 
 
 # --- Announcements -------------------------------------------------------------------------------

@@ -34,3 +34,78 @@ def download_media(self, message_id: int) -> None:
             media_give_up(message_id=message_id, reason=f"{exc}: gave up after retries")
             return
         raise self.retry(countdown=10 * 2**self.request.retries) from exc
+
+
+@shared_task(ignore_result=True)
+def deliver_message(message_id: int) -> str:
+    """Deliver one queued outbound message (messaging/services/outbox.py); a repeat is a no-op."""
+    from messaging.services.outbox import message_deliver
+
+    result = message_deliver(message_id=message_id)
+    if result in ("paced", "retry"):
+        _come_back(message_id)
+    return result
+
+
+def _come_back(message_id: int) -> None:
+    """A short wait is a countdown; a long one is left to the beat's ``outbox_tick``."""
+    from messaging.models import Message
+
+    due = Message.objects.filter(pk=message_id).values_list("next_attempt_at", flat=True).first()
+    if due is not None:
+        from django.utils import timezone
+
+        seconds = (due - timezone.now()).total_seconds()
+        if seconds <= 30:
+            deliver_message.apply_async((message_id,), countdown=max(0.05, seconds))
+
+
+@shared_task(ignore_result=True)
+def outbox_tick() -> int:
+    """Beat: interrupted sends marked, due queued messages delivered."""
+    from messaging.services.outbox import outbox_tick as tick
+
+    _interrupted, due = tick()
+    for message_id in due:
+        deliver_message.delay(message_id)
+    return len(due)
+
+
+@shared_task(ignore_result=True, bind=True, max_retries=3)
+def send_read_receipts(self, chat_id: int, provider_message_ids: list[str]) -> None:
+    """Blue ticks for a chat a person opened; transient failures retry, others are dropped (a
+    read receipt is a courtesy, not a message)."""
+    from messaging.models import Chat
+    from sessions_app.providers.base import ProviderError
+    from sessions_app.services import session_mark_read
+
+    chat = Chat.objects.select_related("session").filter(pk=chat_id).first()
+    if chat is None:
+        return
+    try:
+        session_mark_read(
+            session=chat.session, chat_jid=chat.jid, provider_message_ids=provider_message_ids
+        )
+    except ProviderError as exc:
+        if not exc.permanent and self.request.retries < self.max_retries:
+            raise self.retry(countdown=30) from exc
+
+
+@shared_task(ignore_result=True, bind=True, max_retries=5)
+def send_reaction(self, message_id: int, emoji: str) -> None:
+    """Our reaction, sent; sending it twice is harmless (a reaction is a state)."""
+    from messaging.models import Message
+    from sessions_app.providers.base import OutgoingMessage, ProviderError
+    from sessions_app.services import session_send
+
+    message = Message.objects.select_related("session", "chat").filter(pk=message_id).first()
+    if message is None or not message.provider_message_id:
+        return
+    outgoing = OutgoingMessage(
+        to=message.chat.jid, reaction_to=message.provider_message_id, emoji=emoji
+    )
+    try:
+        session_send(session=message.session, message=outgoing)
+    except ProviderError as exc:
+        if not exc.permanent and self.request.retries < self.max_retries:
+            raise self.retry(countdown=15 * 2**self.request.retries) from exc

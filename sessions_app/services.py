@@ -44,6 +44,7 @@ from sessions_app.providers.base import (
     ProviderError,
     Sent,
     SessionConfig,
+    Unsupported,
 )
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def _clean_settings(value: Any) -> dict:
     if not isinstance(value, dict):
         raise ApplicationError(_("Settings must be an object."), fields={"settings": ["object"]})
     clean = {}
-    for key in ("messages_per_minute", "jitter_seconds"):
+    for key in ("messages_per_minute", "messages_burst", "jitter_seconds"):
         if key in value and value[key] is not None:
             number = value[key]
             if not isinstance(number, int | float) or isinstance(number, bool) or number < 0:
@@ -628,6 +629,18 @@ def session_send(*, session: WhatsAppSession, message: OutgoingMessage) -> Sent:
         for delay, payload in followups(sent, message):
             enqueue(session=session, payload=payload, delay=delay)
     return sent
+
+
+def session_mark_read(
+    *, session: WhatsAppSession, chat_jid: str, provider_message_ids: list[str]
+) -> bool:
+    """Blue ticks for these incoming messages, where the provider can send them (False where it
+    cannot). Errors propagate like ``session_send``'s."""
+    try:
+        provider_for(session).mark_read(chat_jid, provider_message_ids)
+    except Unsupported:
+        return False
+    return True
 
 
 # --- Applying what providers say -----------------------------------------------------------------

@@ -178,6 +178,13 @@ class Message(models.Model):
     timestamp = models.DateTimeField()  # when it was sent, by the provider's clock
     history = models.BooleanField(default=False)  # from a history sync
     created_at = models.DateTimeField(auto_now_add=True)
+    # The outbox (outbound rows written by Parley): see messaging/services/outbox.py.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["timestamp", "id"]
@@ -188,6 +195,14 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["chat", "timestamp", "id"], name="message_chat_time"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "queued"]),
+                name="message_queued",
+            ),
+            models.Index(
+                fields=["lease_until"], condition=Q(status="sending"), name="message_sending"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -238,3 +253,28 @@ class WaitingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.get('kind')} for {self.provider_message_id}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's ``Idempotency-Key`` on a send: the same key answers with the same message for
+    24 hours; the same key with another body is refused."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64)  # sha256 of the canonical request body
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="idempotency_key_once")
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_key_expiry")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,173 @@
+"""Write paths of conversations: read state, archive, assignment, status, reactions we send, and
+the idempotency keys of the send API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Membership, Organization, User
+from accounts.tenancy import scoped
+from crm.errors import ApplicationError, Conflict
+from messaging.models import (
+    Chat,
+    ChatStatus,
+    Direction,
+    IdempotencyKey,
+    Message,
+    Reaction,
+)
+
+KEY_LIFETIME = dt.timedelta(hours=24)
+ABANDONED = dt.timedelta(seconds=60)  # a key whose request died before it wrote its message
+
+
+def chat_mark_read(*, organization: Organization, chat: Chat) -> list[str]:
+    """Unread count to zero; returns the provider ids of the incoming messages to acknowledge
+    (the caller's task sends the read receipt where the session's policy allows it)."""
+    with transaction.atomic():
+        scoped(Chat, organization).filter(pk=chat.pk).update(unread_count=0)
+        ids = list(
+            scoped(Message, organization)
+            .filter(chat=chat, direction=Direction.IN, read_at__isnull=True)
+            .exclude(provider_message_id=None)
+            .order_by("-timestamp")
+            .values_list("provider_message_id", flat=True)[:50]
+        )
+    session = chat.session
+    if ids and (session.settings or {}).get("read_receipts", True):
+        from messaging.tasks import send_read_receipts
+
+        transaction.on_commit(lambda: send_read_receipts.delay(chat.pk, ids))
+    return ids
+
+
+def chat_update(
+    *,
+    organization: Organization,
+    chat: Chat,
+    archived: bool | None = None,
+    status: str | None = None,
+    snoozed_until: dt.datetime | None = None,
+    assignee_id: int | type[...] | None = ...,
+) -> Chat:
+    """Archive, open / resolve / snooze (until a time in the future), assign (a member of the
+    organization, or nobody)."""
+    chat = scoped(Chat, organization).select_for_update().get(pk=chat.pk)
+    fields = []
+    if archived is not None:
+        chat.archived = archived
+        fields.append("archived")
+    if status is not None:
+        if status not in ChatStatus.values:
+            raise ApplicationError(_("Unknown status."), fields={"status": [", ".join(ChatStatus)]})
+        if status == ChatStatus.SNOOZED and (not snoozed_until or snoozed_until <= timezone.now()):
+            raise ApplicationError(
+                _("Snooze until a time in the future."),
+                fields={"snoozed_until": [_("Required, in the future.")]},
+            )
+        chat.status = status
+        chat.snoozed_until = snoozed_until if status == ChatStatus.SNOOZED else None
+        fields += ["status", "snoozed_until"]
+    if assignee_id is not ...:
+        if (
+            assignee_id is not None
+            and not Membership.objects.filter(
+                organization=organization, user_id=assignee_id, is_active=True
+            ).exists()
+        ):
+            raise ApplicationError(
+                _("Assign to a member of this organization."),
+                fields={"assignee": [_("Not a member.")]},
+            )
+        chat.assignee_id = assignee_id
+        fields.append("assignee")
+    if fields:
+        chat.save(update_fields=[*fields, "updated_at"])
+    return chat
+
+
+def reaction_send(
+    *, organization: Organization, message: Message, emoji: str, actor: User | None
+) -> Reaction:
+    """Our reaction to a message ("" removes it): stored at once, sent by a task (a reaction is
+    a state, so sending it again is harmless)."""
+    if len(emoji) > 40 or "\x00" in emoji:
+        raise ApplicationError(_("Send one emoji."), fields={"emoji": [_("Too long.")]})
+    if not message.provider_message_id:
+        raise Conflict(_("This message has not reached WhatsApp yet."), code="not_sent")
+    now = timezone.now()
+    reaction, _created = Reaction.objects.update_or_create(
+        message=message,
+        actor="me",
+        defaults={"organization": organization, "emoji": emoji, "timestamp": now},
+    )
+    from messaging.tasks import send_reaction
+
+    transaction.on_commit(lambda: send_reaction.delay(message.pk, emoji))
+    return reaction
+
+
+# --- Idempotency keys ----------------------------------------------------------------------------
+
+
+def fingerprint(body: dict) -> str:
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+
+
+class KeyReused(ApplicationError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class KeyInFlight(Conflict):
+    code = "idempotency_key_in_flight"
+
+
+def idempotent(
+    *, organization: Organization, key: str, body: dict, create: Callable[[], Message]
+) -> tuple[Message, bool]:
+    """``create()`` once per key: ``(message, replayed)``. The same key with another body is a
+    422; while the first request with a key is still being handled, a second one is a 409."""
+    if not key or len(key) > 200:
+        raise ApplicationError(_("An Idempotency-Key is 1 to 200 characters."), code="invalid_key")
+    print_ = fingerprint(body)
+    now = timezone.now()
+    scoped(IdempotencyKey, organization).filter(key=key, expires_at__lte=now).delete()
+    scoped(IdempotencyKey, organization).filter(
+        key=key, message__isnull=True, created_at__lte=now - ABANDONED
+    ).delete()
+    try:
+        with transaction.atomic():  # committed on its own: a concurrent duplicate sees it
+            row = IdempotencyKey.objects.create(
+                organization=organization,
+                key=key,
+                fingerprint=print_,
+                expires_at=now + KEY_LIFETIME,
+            )
+    except IntegrityError:
+        existing = scoped(IdempotencyKey, organization).filter(key=key).first()
+        if existing is None:  # expired and removed between the two statements
+            return idempotent(organization=organization, key=key, body=body, create=create)
+        if existing.fingerprint != print_:
+            raise KeyReused(_("This Idempotency-Key was used for a different request.")) from None
+        if existing.message_id is None:
+            raise KeyInFlight(
+                _("A request with this Idempotency-Key is still being handled.")
+            ) from None
+        return existing.message, True
+    try:
+        message = create()
+    except Exception:
+        row.delete()  # the request failed: the key may be used again
+        raise
+    IdempotencyKey.objects.filter(pk=row.pk).update(message=message)
+    return message, False
