@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 from accounts import api as accounts_api
 from messaging import api as messaging_api
 from messaging import api_bulk as messaging_api_bulk
+from messaging import api_chats as messaging_api_chats
 from messaging import api_imports as messaging_api_imports
 from sessions_app import api as sessions_api
 
@@ -22,6 +23,8 @@ router.register("tags", messaging_api.TagViewSet, basename="tag")
 router.register("groups", messaging_api.GroupViewSet, basename="group")
 router.register("custom-fields", messaging_api.CustomFieldViewSet, basename="custom-field")
 router.register("sessions", sessions_api.SessionViewSet, basename="session")
+router.register("chats", messaging_api_chats.ChatViewSet, basename="chat")
+router.register("messages", messaging_api_chats.MessageViewSet, basename="message")
 
 urlpatterns = [
     path("me/", accounts_api.MeView.as_view(), name="api-me"),
@@ -33,6 +36,11 @@ urlpatterns = [
     ),
     *messaging_api_bulk.urlpatterns,  # before the router: contacts/bulk/ is not a contact id
     *messaging_api_imports.urlpatterns,  # before the router: contacts/export/ is not an id
+    path(  # messaging's view of a session (sessions_app knows nothing of messages)
+        "sessions/<str:uuid>/stats/",
+        messaging_api_chats.SessionStatsView.as_view(),
+        name="api-session-stats",
+    ),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

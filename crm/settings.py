@@ -265,6 +265,10 @@ SPECTACULAR_SETTINGS = {
         "ContactStatusEnum": "messaging.models.ContactStatus",
         "SimulateActionEnum": ["scan", "inbound", "fault"],
         "BulkActionEnum": "messaging.models.BulkAction",
+        "MessageStatusEnum": "messaging.models.MessageStatus",
+        "ChatStatusEnum": "messaging.models.ChatStatus",
+        "ChatKindEnum": "messaging.models.ChatKind",
+        "IdentityKindEnum": "messaging.models.IdentityKind",
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)

@@ -410,3 +410,24 @@ def replay_waiting(*, limit: int = BATCH) -> int:
             _apply(row, translators, set(), replay=True)
         WebhookEvent.objects.bulk_update(rows, UPDATED, batch_size=100)
     return len(rows)
+
+
+def forget(*, organization_id: int, needles: list[str]) -> int:
+    """Delete the applied webhook rows of an organization whose body mentions any of ``needles``
+    (a person being erased: their numbers and ids). Rows not applied yet are kept: they still
+    have work to do, and what they hold is erased with it when the person's contact is gone.
+    Returns how many rows went."""
+    needles = [n for n in needles if n and len(n) >= 5]  # never a short, common fragment
+    if not needles:
+        return 0
+    from django.db.models import Q
+
+    mentions = Q()
+    for needle in needles:
+        mentions |= Q(body__contains=needle)
+    return (
+        WebhookEvent.objects.filter(organization_id=organization_id)
+        .exclude(state=WebhookState.PENDING)
+        .filter(mentions)
+        .delete()[0]
+    )

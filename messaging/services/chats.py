@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -171,3 +172,57 @@ def idempotent(
         raise
     IdempotencyKey.objects.filter(pk=row.pk).update(message=message)
     return message, False
+
+
+# --- Merge and erase (called by the address book's contact_merge / contact_erase) ----------------
+
+
+def chats_merge_contacts(*, organization: Organization, survivor_id: int, other_id: int) -> None:
+    """``other``'s conversations become ``survivor``'s: per session, one direct chat (the
+    messages of the other's chat move into the survivor's, counts and times combined); the
+    messages and reactions they sent are attributed to the survivor."""
+    from django.db.models import F
+
+    mine = {
+        chat.session_id: chat
+        for chat in scoped(Chat, organization).filter(contact_id=survivor_id, kind="direct")
+    }
+    for chat in scoped(Chat, organization).select_for_update().filter(contact_id=other_id):
+        keep = mine.get(chat.session_id) if chat.kind == "direct" else None
+        if keep is None:
+            Chat.objects.filter(pk=chat.pk).update(contact_id=survivor_id)
+            continue
+        Message.objects.filter(chat=chat).update(chat=keep)
+        keep.unread_count = F("unread_count") + chat.unread_count
+        for field in ("last_message_at", "last_incoming_at"):
+            theirs, ours = getattr(chat, field), getattr(keep, field)
+            if theirs and (not ours or theirs > ours):
+                setattr(keep, field, theirs)
+        keep.save(update_fields=["unread_count", "last_message_at", "last_incoming_at"])
+        chat.delete()
+    scoped(Message, organization).filter(sender_id=other_id).update(sender_id=survivor_id)
+    scoped(Reaction, organization).filter(sender_id=other_id).update(sender_id=survivor_id)
+
+
+def contact_messages_erase(*, organization: Organization, contact_id: int) -> list[str]:
+    """Remove what a person wrote or received: their direct chats with every message, the
+    messages they sent in groups, their reactions. Returns the storage keys of the media those
+    messages held (the caller deletes them after commit)."""
+    chats = scoped(Chat, organization).filter(contact_id=contact_id)
+    messages = scoped(Message, organization).filter(Q(chat__in=chats) | Q(sender_id=contact_id))
+    keys = [k for k in messages.exclude(media_key="").values_list("media_key", flat=True)]
+    messages.delete()
+    chats.delete()
+    scoped(Reaction, organization).filter(sender_id=contact_id).delete()
+    return keys
+
+
+def media_delete_on_commit(keys: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    def delete() -> None:
+        for key in keys:
+            default_storage.delete(key)
+
+    if keys:
+        transaction.on_commit(delete)

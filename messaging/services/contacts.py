@@ -37,7 +37,13 @@ from messaging.models import (
     IdentityKind,
     Tag,
 )
+from messaging.services.chats import (
+    chats_merge_contacts,
+    contact_messages_erase,
+    media_delete_on_commit,
+)
 from messaging.text import InvalidPhone, normalize_phone, search_text
+from sessions_app import queue
 
 MAX_ALIASES = 50
 
@@ -735,6 +741,7 @@ def contact_merge(
         group_id__in=group_ids
     ).update(contact=survivor)
     scoped(ContactNote, organization).filter(contact=other).update(contact=survivor)
+    chats_merge_contacts(organization=organization, survivor_id=survivor.pk, other_id=other.pk)
     merged_id, merged_label = other.pk, other.display_name
     other.delete()
 
@@ -759,6 +766,13 @@ def contact_erase(
     """The right to be forgotten: the contact and everything about them go; the audit log keeps
     only that an erasure happened (no name, no number)."""
     contact_id = contact.pk
+    needles = list(
+        scoped(ContactIdentity, organization)
+        .filter(contact_id=contact_id)
+        .values_list("value", flat=True)
+    )
+    queue.forget(organization_id=organization.pk, needles=[*needles, contact.phone or ""])
+    media_delete_on_commit(contact_messages_erase(organization=organization, contact_id=contact_id))
     Contact.objects.filter(
         pk=contact_id, organization=organization
     ).delete()  # cascades to every child

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -10,20 +11,28 @@ import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.test import TestCase
 
 from accounts.models import AuditEvent
 from crm.errors import ApplicationError, Conflict
+from messaging import ingest
 from messaging.models import (
+    Chat,
     Contact,
     ContactAlias,
     ContactGroupMember,
     ContactIdentity,
     ContactNote,
     ContactTag,
+    Message,
 )
 from messaging.selectors import contact_list, contact_search
 from messaging.services import contacts as svc
+from sessions_app import services as session_services
+from sessions_app.providers import events as ev
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -231,10 +240,20 @@ def test_erasure_leaves_nothing_findable(cast, org):
     other = svc.contact_create(
         organization=org, data={"name": "Old Zelda", "phone": "+447700900123"}
     )
+    # ... and conversations: with each of her numbers, in a group, a reaction, a photo
+    session = session_services.session_create(
+        organization=org, actor=cast.owner, data={"name": "Desk", "provider": "simulator"}
+    )
+    photo_key = talk_with(session, org)
     contact = svc.contact_merge(organization=org, survivor=contact, other=other, actor=cast.owner)
+    chat = Chat.objects.get(contact=contact)
+    assert chat.messages.count() == 3  # her two numbers' chats are one conversation now
 
     # When she asks to be forgotten
-    svc.contact_erase(organization=org, contact=contact, actor=cast.owner)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        svc.contact_erase(organization=org, contact=contact, actor=cast.owner)
+    assert not default_storage.exists(photo_key)
+    assert Message.objects.filter(session=session).count() == 1  # someone else's, in the group
 
     # Then no table in the database holds her name, alias, email or numbers
     needles = ["zelda", "quintana", "zee", "7957189696", "7700900123"]
@@ -246,6 +265,55 @@ def test_erasure_leaves_nothing_findable(cast, org):
                 assert not found, f"{found} still in {table}: {row[:200]}"
     # And the audit log says only that an erasure happened
     assert AuditEvent.objects.filter(organization=org, action="contact.erased").count() == 1
+
+
+def talk_with(session, org) -> str:
+    """Zelda writes from both numbers, in a group, reacts, sends a photo (stored): its key."""
+    zelda = ev.Party(phone="447957189696", jid="447957189696@s.whatsapp.net", name="Zelda Q")
+    old = ev.Party(phone="447700900123", jid="447700900123@s.whatsapp.net", name="Old Zelda")
+    other = ev.Party(phone="85291234567", jid="85291234567@s.whatsapp.net", name="Someone")
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    group = "120363000000000001@g.us"
+
+    def said(n, sender, chat, **more):
+        return ev.MessageUpserted(
+            provider_message_id=f"Z{n}",
+            chat_jid=chat,
+            from_me=False,
+            timestamp=at + dt.timedelta(minutes=n),
+            body=f"Zelda Quintana here, call +447957189696 ({n})",
+            sender=sender,
+            chat_is_group=chat == group,
+            **more,
+        )
+
+    photo = ev.Media(id="p1", mime_type="image/jpeg")
+    with transaction.atomic():
+        ingest.apply(
+            session,
+            [
+                said(1, zelda, zelda.jid),
+                said(2, zelda, zelda.jid, type="image", media=photo),
+                said(3, old, old.jid),
+                said(4, zelda, group),
+                ev.MessageUpserted(
+                    provider_message_id="G5",
+                    chat_jid=group,
+                    from_me=False,
+                    timestamp=at,
+                    body="hello group",
+                    sender=other,
+                    chat_is_group=True,
+                ),
+                ev.ReactionReceived(
+                    provider_message_id="G5", chat_jid=group, emoji="👍", timestamp=at, sender=zelda
+                ),
+            ],
+        )
+    message = Message.objects.get(session=session, provider_message_id="Z2")
+    key = default_storage.save(f"{org.pk}/{session.pk}/Z2.jpg", ContentFile(b"photo of zelda"))
+    Message.objects.filter(pk=message.pk).update(media_state="stored", media_key=key)
+    return key
 
 
 # Search ranking on a fixed dataset: the expected order is written out, and SQLite must agree.

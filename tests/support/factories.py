@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from accounts import services
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership
-from messaging.models import Contact, ContactGroup, ContactIdentity, ContactNote, CustomField, Tag
+from messaging.models import (
+    Chat,
+    Contact,
+    ContactGroup,
+    ContactIdentity,
+    ContactNote,
+    CustomField,
+    Message,
+    Tag,
+)
 from messaging.services import contacts as contact_services
 from sessions_app import services as session_services
 from sessions_app.models import WhatsAppSession
@@ -136,3 +145,56 @@ def a_session(cast: Cast) -> WhatsAppSession:
         actor=cast.owner,
         data={"name": "Acme Swept Session", "provider": "simulator"},
     )
+
+
+# --- messaging: chats and messages ----------------------------------------------------------------
+
+
+@sweep_factory(Message)
+def a_message(cast: Cast) -> Message:
+    """An incoming image (its media stored, so the media route has something to refuse)."""
+    import datetime as dt
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from messaging import ingest
+    from sessions_app.providers import events as ev
+
+    session = WhatsAppSession.objects.filter(
+        organization=cast.org_a, name="Acme Swept Messages"
+    ).first() or session_services.session_create(
+        organization=cast.org_a,
+        actor=cast.owner,
+        data={"name": "Acme Swept Messages", "provider": "simulator"},
+    )
+    if Message.objects.filter(session=session, provider_message_id="SWEPT1").exists():
+        return Message.objects.get(session=session, provider_message_id="SWEPT1")
+    ingest.apply(
+        session,
+        [
+            ev.MessageUpserted(
+                provider_message_id="SWEPT1",
+                chat_jid="85290000099@s.whatsapp.net",
+                from_me=False,
+                timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                type="image",
+                media=ev.Media(id="m1", mime_type="image/jpeg"),
+                sender=ev.Party(
+                    phone="85290000099", jid="85290000099@s.whatsapp.net", name="Acme Customer"
+                ),
+            )
+        ],
+    )
+    message = Message.objects.get(session=session, provider_message_id="SWEPT1")
+    key = default_storage.save(f"{cast.org_a.pk}/{session.pk}/SWEPT1.jpg", ContentFile(b"jpeg"))
+    Message.objects.filter(pk=message.pk).update(
+        media_state="stored", media_key=key, media_mime="image/jpeg", media_size=4
+    )
+    message.refresh_from_db()
+    return message
+
+
+@sweep_factory(Chat)
+def a_chat(cast: Cast) -> Chat:
+    return a_message(cast).chat

@@ -1,0 +1,517 @@
+"""The conversations API: chats (list, detail, mark read, archive, assign, status), messages (list
+with a cursor, detail, send with ``Idempotency-Key``, react, retry), media behind a tenant check,
+and per-session stats. Ids in URLs are the public uuids."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Count, Prefetch, Q
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.tenancy import TenantAPIMixin, scoped
+from crm.api import StrictSerializer
+from messaging.models import (
+    Chat,
+    ChatKind,
+    ChatStatus,
+    Contact,
+    Direction,
+    MediaState,
+    Message,
+    Reaction,
+)
+from messaging.services import chats as chat_services
+from messaging.services import outbox
+from sessions_app.models import WhatsAppSession
+
+# --- Serializers ---------------------------------------------------------------------------------
+
+
+class ChatSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid", read_only=True)
+    session = serializers.UUIDField(source="session.uuid", read_only=True)
+    contact = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Chat
+        fields = [
+            "id",
+            "session",
+            "kind",
+            "contact",
+            "jid",
+            "name",
+            "status",
+            "snoozed_until",
+            "assignee",
+            "needs_human",
+            "unread_count",
+            "last_message_at",
+            "last_incoming_at",
+            "archived",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_contact(self, chat) -> dict | None:
+        contact = chat.contact
+        if contact is None:
+            return None
+        return {
+            "id": contact.pk,
+            "display_name": contact.display_name,
+            "phone": f"+{contact.phone}" if contact.phone else None,
+        }
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid", read_only=True)
+    chat = serializers.UUIDField(source="chat.uuid", read_only=True)
+    session = serializers.UUIDField(source="session.uuid", read_only=True)
+    sender = serializers.SerializerMethodField()
+    media = serializers.SerializerMethodField()
+    quoted = serializers.SerializerMethodField()
+    reactions = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "chat",
+            "session",
+            "provider_message_id",
+            "direction",
+            "type",
+            "body",
+            "caption",
+            "data",
+            "sender",
+            "sender_jid",
+            "push_name",
+            "media",
+            "quoted",
+            "quoted_provider_id",
+            "edits",
+            "revoked_at",
+            "status",
+            "sent_at",
+            "delivered_at",
+            "read_at",
+            "played_at",
+            "failed_at",
+            "error",
+            "timestamp",
+            "history",
+            "reactions",
+        ]
+        read_only_fields = fields
+
+    def get_sender(self, message) -> dict | None:
+        if message.sender is None:
+            return None
+        return {"id": message.sender.pk, "display_name": message.sender.display_name}
+
+    def get_media(self, message) -> dict | None:
+        if not message.media_state:
+            return None
+        return {
+            "state": message.media_state,
+            "mime_type": message.media_mime or message.media.get("mime_type", ""),
+            "size": message.media_size,
+            "filename": message.media.get("filename", ""),
+            "url": f"/api/v1/messages/{message.uuid}/media/"
+            if message.media_state == MediaState.STORED
+            else None,
+            "error": message.media.get("error", ""),
+        }
+
+    def get_quoted(self, message) -> str | None:
+        return str(message.quoted.uuid) if message.quoted_id and message.quoted else None
+
+    def get_reactions(self, message) -> list[dict]:
+        return [
+            {"actor": r.actor, "emoji": r.emoji, "timestamp": r.timestamp}
+            for r in message.reactions.all()
+            if r.emoji
+        ]
+
+    def get_error(self, message) -> dict | None:
+        if not message.error_code:
+            return None
+        return {"code": message.error_code, "message": message.error_text}
+
+
+class SendSerializer(StrictSerializer):
+    chat = serializers.UUIDField(required=False)
+    session = serializers.UUIDField(required=False)
+    contact = serializers.IntegerField(required=False)
+    phone = serializers.CharField(required=False, max_length=40)
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    media_url = serializers.URLField(required=False, max_length=2000)
+    media_type = serializers.ChoiceField(choices=outbox.MEDIA_TYPES, required=False)
+    reply_to = serializers.UUIDField(required=False)
+
+
+class ReactSerializer(StrictSerializer):
+    emoji = serializers.CharField(allow_blank=True, max_length=40)
+
+
+class ChatUpdateSerializer(StrictSerializer):
+    archived = serializers.BooleanField(required=False)
+    status = serializers.ChoiceField(choices=ChatStatus.choices, required=False)
+    snoozed_until = serializers.DateTimeField(required=False, allow_null=True)
+    assignee = serializers.IntegerField(required=False, allow_null=True)
+
+
+# --- Querysets -----------------------------------------------------------------------------------
+
+
+def _messages(queryset):
+    return queryset.select_related("chat", "session", "sender", "quoted").prefetch_related(
+        Prefetch("reactions", queryset=Reaction.objects.order_by("timestamp"))
+    )
+
+
+def _by_uuid(queryset, value):
+    try:
+        key = uuid.UUID(str(value))
+    except ValueError:
+        raise exceptions.NotFound() from None
+    obj = queryset.filter(uuid=key).first()
+    if obj is None:
+        raise exceptions.NotFound()
+    return obj
+
+
+CHAT_FILTERS = [
+    OpenApiParameter("session", str, description="A session's id"),
+    OpenApiParameter("status", str, enum=list(ChatStatus.values)),
+    OpenApiParameter("assignee", str, description="A member's id, `me` or `none`"),
+    OpenApiParameter("unread", bool),
+    OpenApiParameter("archived", bool, description="Default: false"),
+    OpenApiParameter("kind", str, enum=list(ChatKind.values)),
+]
+
+
+# --- Chats ---------------------------------------------------------------------------------------
+
+
+class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
+    """Conversations, newest activity first."""
+
+    queryset = Chat.objects.select_related("session", "contact")
+    serializer_class = ChatSerializer
+    lookup_field = "uuid"
+    lookup_url_kwarg = "uuid"
+    ordering = ("-last_message_at", "-id")
+
+    def get_object_in_tenant(self, value):
+        return _by_uuid(self.get_queryset(), value)
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action != "list":
+            return queryset
+        params = self.request.query_params
+        queryset = queryset.filter(last_message_at__isnull=False)
+        if params.get("session"):
+            queryset = queryset.filter(session__uuid=_uuid(params["session"], "session"))
+        if params.get("status"):
+            queryset = queryset.filter(status=params["status"])
+        if params.get("kind"):
+            queryset = queryset.filter(kind=params["kind"])
+        assignee = params.get("assignee")
+        if assignee == "me":
+            queryset = queryset.filter(assignee=self.request.user)
+        elif assignee == "none":
+            queryset = queryset.filter(assignee__isnull=True)
+        elif assignee:
+            if not assignee.isdigit():
+                raise exceptions.ValidationError({"assignee": ["A member's id, me or none."]})
+            queryset = queryset.filter(assignee_id=int(assignee))
+        if params.get("unread") in ("true", "1"):
+            queryset = queryset.filter(unread_count__gt=0)
+        queryset = queryset.filter(archived=params.get("archived") in ("true", "1"))
+        return queryset
+
+    @extend_schema(parameters=CHAT_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses=ChatSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request, uuid=None):
+        chat = self.get_object()
+        chat_services.chat_mark_read(organization=request.organization, chat=chat)
+        return Response(ChatSerializer(self.get_queryset().get(pk=chat.pk)).data)
+
+    @extend_schema(request=ChatUpdateSerializer, responses=ChatSerializer)
+    def partial_update(self, request, uuid=None):
+        data = ChatUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        if "assignee" in values:
+            values["assignee_id"] = values.pop("assignee")
+        with transaction.atomic():
+            chat = chat_services.chat_update(
+                organization=request.organization, chat=self.get_object(), **values
+            )
+        return Response(ChatSerializer(self.get_queryset().get(pk=chat.pk)).data)
+
+    @extend_schema(responses=MessageSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="messages")
+    def messages(self, request, uuid=None):
+        """The chat's messages, newest first; follow ``next`` for older ones."""
+        chat = self.get_object()
+        queryset = _messages(scoped(Message, request.organization).filter(chat=chat))
+        paginator = self.paginator
+        view = _Ordered(("-timestamp", "-id"))
+        page = paginator.paginate_queryset(queryset, request, view=view)
+        return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
+
+
+class _Ordered:
+    def __init__(self, ordering):
+        self.ordering = ordering
+
+
+def _uuid(value: str, field: str):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise exceptions.ValidationError({field: ["Not a valid id."]}) from None
+
+
+# --- Messages ------------------------------------------------------------------------------------
+
+
+class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = Message.objects.all()
+    serializer_class = MessageSerializer
+    lookup_field = "uuid"
+    lookup_url_kwarg = "uuid"
+
+    def get_queryset(self):
+        return _messages(super().get_queryset())
+
+    def get_object_in_tenant(self, value):
+        return _by_uuid(self.get_queryset(), value)
+
+    @extend_schema(
+        request=SendSerializer,
+        responses={201: MessageSerializer, 200: MessageSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                description="Same key → the same message for 24 h; another body → 422",
+            )
+        ],
+    )
+    def create(self, request):
+        """Send a message to a chat, or to a contact or phone number from a session."""
+        data = SendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        organization = request.organization
+
+        def send() -> Message:
+            return outbox.message_send(
+                organization=organization,
+                actor=request.user,
+                text=values.get("text", ""),
+                session=_find(WhatsAppSession, organization, "session", values.get("session")),
+                chat=_find(Chat, organization, "chat", values.get("chat")),
+                contact=_find_contact(organization, values.get("contact")),
+                phone=values.get("phone", ""),
+                media_url=values.get("media_url", ""),
+                media_type=values.get("media_type", ""),
+                reply_to=_find(Message, organization, "reply_to", values.get("reply_to")),
+            )
+
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            message, replayed = send(), False
+        else:
+            body = {k: str(v) for k, v in values.items()}
+            message, replayed = chat_services.idempotent(
+                organization=organization, key=key, body=body, create=send
+            )
+        return Response(
+            MessageSerializer(self.get_queryset().get(pk=message.pk)).data,
+            status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request=ReactSerializer, responses=MessageSerializer)
+    @action(detail=True, methods=["post"])
+    def react(self, request, uuid=None):
+        data = ReactSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = self.get_object()
+        with transaction.atomic():
+            chat_services.reaction_send(
+                organization=request.organization,
+                message=message,
+                emoji=data.validated_data["emoji"],
+                actor=request.user,
+            )
+        return Response(MessageSerializer(self.get_queryset().get(pk=message.pk)).data)
+
+    @extend_schema(request=None, responses=MessageSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, uuid=None):
+        message = self.get_object()
+        with transaction.atomic():
+            outbox.message_retry(
+                organization=request.organization, message=message, actor=request.user
+            )
+        return Response(MessageSerializer(self.get_queryset().get(pk=message.pk)).data)
+
+    @extend_schema(request=None, responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def media(self, request, uuid=None):
+        """The media: a redirect to a short-lived signed URL on S3, or the bytes (with HTTP range
+        support) from local storage. Only members of the message's organization get here."""
+        message = self.get_object()
+        if message.media_state != MediaState.STORED or not message.media_key:
+            raise exceptions.NotFound("This message has no stored media.")
+        return media_response(request, message)
+
+
+def _find(model, organization, field: str, value):
+    if value is None:
+        return None
+    found = scoped(model, organization).filter(uuid=value).first()
+    if found is None:
+        raise exceptions.ValidationError({field: ["Not found."]})
+    return found
+
+
+def _find_contact(organization, value) -> Contact | None:
+    if value is None:
+        return None
+    found = scoped(Contact, organization).filter(pk=value).first()
+    if found is None:
+        raise exceptions.ValidationError({"contact": ["Not found."]})
+    return found
+
+
+# --- Media ---------------------------------------------------------------------------------------
+
+RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+SIGNED_URL_SECONDS = 300
+
+
+def media_response(request, message: Message) -> HttpResponse:
+    storage = default_storage
+    filename = f"{message.provider_message_id or message.uuid}".replace('"', "")
+    if hasattr(storage, "bucket_name"):  # S3: the bytes never pass through us
+        url = storage.url(
+            message.media_key,
+            parameters={"ResponseContentType": message.media_mime or "application/octet-stream"},
+            expire=SIGNED_URL_SECONDS,
+        )
+        response = HttpResponseRedirect(url)
+        response["Cache-Control"] = "private, no-store"
+        return response
+    size = message.media_size if message.media_size is not None else storage.size(message.media_key)
+    handle = storage.open(message.media_key, "rb")
+    match = RANGE.match(request.headers.get("Range", "").strip())
+    if match and (match.group(1) or match.group(2)):
+        first, last = match.groups()
+        if first:
+            start, end = int(first), min(int(last) if last else size - 1, size - 1)
+        else:
+            start, end = max(size - int(last), 0), size - 1
+        if start > end or start >= size:
+            handle.close()
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        handle.seek(start)
+        response = StreamingHttpResponse(
+            _chunks(handle, end - start + 1), status=206, content_type=message.media_mime
+        )
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+    else:
+        response = FileResponse(handle, content_type=message.media_mime or None)
+        response["Content-Length"] = str(size)
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+def _chunks(handle, length: int, size: int = 64 * 1024):
+    try:
+        while length > 0:
+            chunk = handle.read(min(size, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            yield chunk
+    finally:
+        handle.close()
+
+
+# --- Stats ---------------------------------------------------------------------------------------
+
+
+class SessionStatsView(TenantAPIMixin, APIView):
+    """What a session holds: contacts, chats, messages, attachments by type (the seeds' db-check)."""
+
+    model = WhatsAppSession  # for the cross-tenant sweep: the object named in the URL
+    lookup_field = lookup_url_kwarg = "uuid"
+
+    def get_queryset(self):
+        return scoped(WhatsAppSession, self.request.organization)
+
+    def get_object_in_tenant(self, value):
+        return _by_uuid(self.get_queryset(), value)
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, uuid=None):
+        session = self._tenant_object
+        messages = scoped(Message, request.organization).filter(session=session)
+        totals = messages.aggregate(
+            messages=Count("id"),
+            incoming=Count("id", filter=Q(direction=Direction.IN)),
+            outgoing=Count("id", filter=Q(direction=Direction.OUT)),
+        )
+        attachments = dict(
+            messages.exclude(media_state="")
+            .values_list("type")
+            .annotate(n=Count("id"))
+            .values_list("type", "n")
+        )
+        chats = scoped(Chat, request.organization).filter(session=session)
+        contacts = (
+            scoped(Contact, request.organization)
+            .filter(Q(chats__session=session) | Q(pk__in=messages.values("sender_id")))
+            .distinct()
+            .count()
+        )
+        return Response(
+            {
+                "session": str(session.uuid),
+                "contacts": contacts,
+                "chats": chats.count(),
+                "groups": chats.exclude(kind="direct").count(),
+                **totals,
+                "attachments": sum(attachments.values()),
+                "attachments_by_type": attachments,
+                "media_failed": messages.filter(media_state=MediaState.FAILED).count(),
+            }
+        )

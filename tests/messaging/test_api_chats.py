@@ -1,0 +1,220 @@
+"""Chats and messages through the API, as an integration or the inbox would use them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
+
+from messaging import ingest
+from messaging.models import Chat, IdempotencyKey, MediaState, Message, MessageStatus
+from sessions_app import services
+from sessions_app.providers import events as ev
+
+T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def session(cast):
+    session = services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
+    )
+    session.settings = {"messages_per_minute": 6000, "jitter_seconds": 0}
+    session.save(update_fields=["settings"])
+    return session
+
+
+def incoming(session, n, *, phone="85291234567", name="Ann", **fields):
+    message = ev.MessageUpserted(
+        provider_message_id=f"IN{n}",
+        chat_jid=f"{phone}@s.whatsapp.net",
+        from_me=False,
+        timestamp=T0 + dt.timedelta(minutes=n),
+        body=f"message {n}",
+        sender=ev.Party(phone=phone, jid=f"{phone}@s.whatsapp.net", name=name),
+        **fields,
+    )
+    with transaction.atomic():
+        ingest.apply(session, [message])
+    return Message.objects.get(session=session, provider_message_id=f"IN{n}")
+
+
+def test_the_chat_list_shows_unread_conversations_newest_first(cast, api, session):
+    incoming(session, 1, phone="85291111111", name="Bo")
+    incoming(session, 2, phone="85292222222", name="Cy")
+    agent = api(cast.agent)
+    chats = agent.get("/api/v1/chats/").json()["results"]
+    assert [c["contact"]["display_name"] for c in chats] == ["Cy", "Bo"]
+    assert chats[0]["unread_count"] == 1 and chats[0]["session"] == str(session.uuid)
+    assert agent.get("/api/v1/chats/", {"unread": "true", "assignee": "none"}).json()["results"]
+    assert not agent.get("/api/v1/chats/", {"status": "resolved"}).json()["results"]
+    assert agent.get("/api/v1/chats/", {"session": "nonsense"}).status_code == 400
+
+
+def test_messages_page_backwards_from_the_newest_with_a_constant_query_count(cast, api, session):
+    for n in range(25):
+        incoming(session, n)
+    chat = Chat.objects.get()
+    agent = api(cast.agent)
+    url = f"/api/v1/chats/{chat.uuid}/messages/"
+    agent.get("/api/v1/chats/")  # the key's first use of the day is recorded once
+    with CaptureQueriesContext(connection) as small:
+        first = agent.get(url, {"page_size": 10}).json()
+    with CaptureQueriesContext(connection) as large:
+        agent.get(url, {"page_size": 25})
+    assert len(small) == len(large)
+    assert [m["body"] for m in first["results"][:2]] == ["message 24", "message 23"]
+    older = agent.get(first["next"]).json()
+    assert older["results"][0]["body"] == "message 14"
+
+
+def test_marking_a_chat_read_clears_its_unread_count(cast, api, session):
+    incoming(session, 1)
+    chat = Chat.objects.get()
+    with TestCase.captureOnCommitCallbacks(execute=False) as queued:
+        answer = api(cast.agent).post(f"/api/v1/chats/{chat.uuid}/read/")
+    assert answer.status_code == 200 and answer.json()["unread_count"] == 0
+    assert len(queued) == 1  # the read receipt, sent by a task after commit
+
+
+def test_assigning_resolving_and_snoozing_a_chat(cast, api, session):
+    incoming(session, 1)
+    chat = Chat.objects.get()
+    agent = api(cast.agent)
+    url = f"/api/v1/chats/{chat.uuid}/"
+    assert agent.patch(url, {"assignee": cast.agent.pk}, format="json").json()["assignee"] == (
+        cast.agent.pk
+    )
+    assert agent.get("/api/v1/chats/", {"assignee": "me"}).json()["results"]
+    outsider = agent.patch(url, {"assignee": cast.b_member.pk}, format="json")
+    assert outsider.status_code == 400 and "assignee" in outsider.json()["error"]["fields"]
+    assert agent.patch(url, {"status": "snoozed"}, format="json").status_code == 400
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
+    snoozed = agent.patch(url, {"status": "snoozed", "snoozed_until": later}, format="json")
+    assert snoozed.json()["status"] == "snoozed" and snoozed.json()["snoozed_until"]
+    assert api(cast.viewer).patch(url, {"status": "resolved"}, format="json").status_code == 403
+
+
+def test_sending_through_the_api_is_queued_and_a_viewer_cannot_send(cast, api, session):
+    body = {"session": str(session.uuid), "phone": "+852 9123 4567", "text": "Hello from the API"}
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        sent = api(cast.agent).post("/api/v1/messages/", body, format="json")
+    assert sent.status_code == 201, sent.content
+    assert sent.json()["direction"] == "out" and sent.json()["status"] in ("pending", "queued")
+    assert Message.objects.get().status == MessageStatus.QUEUED
+    assert api(cast.viewer).post("/api/v1/messages/", body, format="json").status_code == 403
+    empty = api(cast.agent).post("/api/v1/messages/", {**body, "text": ""}, format="json")
+    assert empty.status_code == 400 and "text" in empty.json()["error"]["fields"]
+
+
+def test_an_idempotency_key_gives_the_same_message_and_refuses_another_body(cast, api, session):
+    agent = api(cast.agent)
+    body = {"session": str(session.uuid), "phone": "+85291234567", "text": "Once"}
+    headers = {"HTTP_IDEMPOTENCY_KEY": "order-42"}
+    first = agent.post("/api/v1/messages/", body, format="json", **headers)
+    again = agent.post("/api/v1/messages/", body, format="json", **headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["id"] == again.json()["id"] and Message.objects.count() == 1
+    other = agent.post("/api/v1/messages/", {**body, "text": "Twice"}, format="json", **headers)
+    assert other.status_code == 422 and Message.objects.count() == 1
+    # Another organization may use the same key for its own message.
+    theirs = services.session_create(
+        organization=cast.org_b, actor=cast.b_member, data={"name": "B", "provider": "simulator"}
+    )
+    b_body = {**body, "session": str(theirs.uuid)}
+    b_answer = api(cast.b_member, cast.org_b).post(
+        "/api/v1/messages/", b_body, format="json", **headers
+    )
+    assert b_answer.status_code == 201 and b_answer.json()["id"] != first.json()["id"]
+
+
+def test_a_duplicate_while_the_first_request_is_still_running_is_a_409(cast, api, session):
+    from messaging.services.chats import fingerprint
+
+    body = {"session": str(session.uuid), "phone": "+85291234567", "text": "Once"}
+    IdempotencyKey.objects.create(  # the first request holds the key and has not finished
+        organization=cast.org_a,
+        key="in-flight",
+        fingerprint=fingerprint(body),
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=24),
+    )
+    answer = api(cast.agent).post(
+        "/api/v1/messages/", body, format="json", HTTP_IDEMPOTENCY_KEY="in-flight"
+    )
+    assert answer.status_code == 409 and not Message.objects.exists()
+
+
+def test_a_failed_message_can_be_retried_and_a_sent_one_cannot(cast, api, session):
+    incoming(session, 1)
+    message = Message.objects.get()
+    agent = api(cast.agent)
+    assert agent.post(f"/api/v1/messages/{message.uuid}/retry/").status_code == 409
+    Message.objects.filter(pk=message.pk).update(
+        direction="out", status="failed", error_code="network-error"
+    )
+    retried = agent.post(f"/api/v1/messages/{message.uuid}/retry/")
+    assert retried.status_code == 200 and retried.json()["status"] == "pending"
+    assert retried.json()["error"] is None
+
+
+def test_reacting_to_a_message_shows_our_reaction(cast, api, session):
+    message = incoming(session, 1)
+    answer = api(cast.agent).post(
+        f"/api/v1/messages/{message.uuid}/react/", {"emoji": "👍"}, format="json"
+    )
+    assert answer.status_code == 200
+    assert answer.json()["reactions"] == [
+        {"actor": "me", "emoji": "👍", "timestamp": answer.json()["reactions"][0]["timestamp"]}
+    ]
+
+
+def stored_media(cast, session, content: bytes) -> Message:
+    message = incoming(session, 1, type="image", media=ev.Media(id="m1", mime_type="image/jpeg"))
+    key = default_storage.save(f"{cast.org_a.pk}/{session.pk}/IN1.jpg", ContentFile(content))
+    Message.objects.filter(pk=message.pk).update(
+        media_state=MediaState.STORED,
+        media_key=key,
+        media_mime="image/jpeg",
+        media_size=len(content),
+    )
+    return message
+
+
+def test_local_media_streams_with_range_support_to_members_only(cast, api, session):
+    content = bytes(range(256)) * 40
+    message = stored_media(cast, session, content)
+    url = f"/api/v1/messages/{message.uuid}/media/"
+    agent = api(cast.viewer)
+    whole = agent.get(url)
+    assert whole.status_code == 200 and b"".join(whole.streaming_content) == content
+    part = agent.get(url, HTTP_RANGE="bytes=100-199")
+    assert part.status_code == 206 and part["Content-Range"] == f"bytes 100-199/{len(content)}"
+    assert b"".join(part.streaming_content) == content[100:200]
+    assert agent.get(url, HTTP_RANGE="bytes=999999-").status_code == 416
+    assert api(cast.b_member, cast.org_b).get(url).status_code == 404
+    assert agent.get(f"/api/v1/messages/{message.uuid}/").json()["media"]["url"] == url
+
+
+def test_s3_media_is_a_short_lived_signed_redirect(cast, api, session, s3_storage):
+    content = b"\xff\xd8\xff" + b"x" * 1000
+    message = stored_media(cast, session, content)
+    answer = api(cast.agent).get(f"/api/v1/messages/{message.uuid}/media/")
+    assert answer.status_code == 302
+    location = answer["Location"]
+    assert "Signature=" in location or "X-Amz-Signature=" in location
+    assert httpx.get(location).content == content
+    assert httpx.get(location.split("?")[0]).status_code == 403  # no public URL
+
+
+def test_session_stats_count_what_it_holds(cast, api, session):
+    incoming(session, 1, phone="85291111111")
+    incoming(session, 2, phone="85292222222")
+    stats = api(cast.viewer).get(f"/api/v1/sessions/{session.uuid}/stats/").json()
+    assert stats["contacts"] == 2 and stats["chats"] == 2 and stats["messages"] == 2
+    assert stats["incoming"] == 2 and stats["attachments"] == 0
