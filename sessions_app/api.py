@@ -120,7 +120,7 @@ class SimulateSerializer(StrictSerializer):
     phone = serializers.CharField(max_length=32, required=False)
     text = serializers.CharField(max_length=4096, required=False)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    fault = serializers.ChoiceField(choices=simulation.ALL_FAULTS, required=False)
+    fault = serializers.ChoiceField(choices=simulation.PUBLIC_FAULTS, required=False)
 
 
 class SessionEventSerializer(serializers.ModelSerializer):

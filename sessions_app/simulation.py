@@ -15,11 +15,20 @@ from django.utils.translation import gettext as _
 
 from crm.errors import ApplicationError
 from sessions_app.models import SessionStatus, WhatsAppSession
-from sessions_app.providers.simulator import CONNECTION_FAULTS, FAULTS, QR_SECONDS, simulated_phone
+from sessions_app.providers.simulator import (
+    CONNECTION_FAULTS,
+    FAULTS,
+    HANGS,
+    QR_SECONDS,
+    simulated_phone,
+)
 from sessions_app.queue import enqueue
 from sessions_app.services import session_locked
 
-ALL_FAULTS = sorted(set(FAULTS) | set(CONNECTION_FAULTS) | {"none"})
+ALL_FAULTS = sorted(set(FAULTS) | set(CONNECTION_FAULTS) | HANGS | {"none"})
+PUBLIC_FAULTS = [
+    f for f in ALL_FAULTS if f not in HANGS
+]  # a hang would tie up a worker: tests only
 
 
 def _simulator(session: WhatsAppSession) -> None:
@@ -96,7 +105,7 @@ def simulate_fault(*, session: WhatsAppSession, fault: str) -> None:
         )
     locked = session_locked(session)
     settings = {k: v for k, v in locked.settings.items() if k != "simulator_fault"}
-    if fault in FAULTS and fault not in CONNECTION_FAULTS:  # armed for the next call
+    if (fault in FAULTS or fault in HANGS) and fault not in CONNECTION_FAULTS:  # armed
         settings["simulator_fault"] = fault
     locked.settings = settings
     locked.save(update_fields=["settings", "updated_at"])

@@ -108,7 +108,7 @@ class SessionDetailView(OrgViewMixin, View):
                 "members": scoped(Membership, self.request.organization)
                 .filter(is_active=True)
                 .select_related("user"),
-                "faults": simulation.ALL_FAULTS,
+                "faults": simulation.PUBLIC_FAULTS,
                 "error": error,
             },
             status=status,

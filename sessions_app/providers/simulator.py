@@ -10,14 +10,21 @@ Payloads (JSON objects with ``type``): ``qr`` {qr, expires_in}, ``pairing_code``
 ``connection`` {state, reason, phone, name}, ``message`` {id, from, name, text, timestamp,
 from_me?, chat?}, ``status`` {id, status, timestamp, to?, error?}, ``reaction`` {id, from, emoji,
 timestamp}. A fault armed in the session's settings (``simulator_fault``) makes the next send or
-connect fail with it.
+connect fail with it; ``hang_before_send`` / ``hang_after_send`` make a send hang (a stuck
+network or process) before or after the phone got it. The phone remembers how many times it
+received each message (``times_received``, in the cache: Redis in production and tests), so
+tests can prove nothing was sent twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
+import time
 from typing import Any
+
+from django.core.cache import cache
 
 from sessions_app.providers import events as ev
 from sessions_app.providers.base import (
@@ -45,6 +52,22 @@ FAULTS = {
     "network_error": lambda: NetworkError("The simulated network is down."),
     "recipient_not_found": lambda: RecipientNotFound("That number is not on the simulator."),
 }
+# Faults that make a send hang: before the phone has the message, or after.
+HANGS = {"hang_before_send", "hang_after_send"}
+HANG_SECONDS = 600
+RECEIVED_KEY = "simulator:received:{session}:{digest}"
+
+
+def _digest(message: OutgoingMessage) -> str:
+    text = "\x1f".join([message.to, message.text, message.caption, message.media_url])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def times_received(session_id: str, message: OutgoingMessage) -> int:
+    """How many times the simulated phone received this message (same recipient and content)."""
+    return int(cache.get(RECEIVED_KEY.format(session=session_id, digest=_digest(message))) or 0)
+
+
 # Faults that end the connection (``simulation.simulate_fault`` sends them as connection events).
 CONNECTION_FAULTS = {
     "logged_out": ("logged_out", "Logged out from the phone."),
@@ -105,9 +128,18 @@ class SimulatorProvider(Provider):
         return None
 
     def send(self, message: OutgoingMessage) -> Sent:
+        fault = (self.config.settings or {}).get("simulator_fault")
+        if fault == "hang_before_send":
+            time.sleep(HANG_SECONDS)
         self._fault()
         if len(message.text) > MAX_TEXT_LENGTH:
             raise MessageTooLong(f"Text longer than {MAX_TEXT_LENGTH} characters.")
+        if not message.reaction_to:
+            key = RECEIVED_KEY.format(session=self.config.session_id, digest=_digest(message))
+            cache.add(key, 0, timeout=7 * 24 * 3600)
+            cache.incr(key)
+        if fault == "hang_after_send":
+            time.sleep(HANG_SECONDS)
         return Sent(provider_message_id="SIM" + secrets.token_hex(10).upper())
 
     def mark_read(self, chat_jid: str, provider_message_ids: list[str]) -> None:

@@ -64,6 +64,8 @@ class CeleryWorkerProcess:
             TEST_DATABASE_URL=database_url(connection.settings_dict),
             TEST_CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
             CELERY_SKIP_CHECKS="1",  # the test process already ran them; saves a second
+            # The test's own cache key space (tests/support/fixtures.py ``_fresh_cache``).
+            CACHE_KEY_PREFIX=settings.CACHES["default"].get("KEY_PREFIX", ""),
             PYTHONUNBUFFERED="1",
         )
         return env
