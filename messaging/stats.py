@@ -45,3 +45,55 @@ def address_book_section() -> dict[str, Any]:
             "imports_running": ImportJob.objects.filter(state__in=["queued", "running"]).count(),
         },
     }
+
+
+@register_stats
+def conversations_section() -> dict[str, Any]:
+    """Per session: the seeds' db-check (contacts, chats, messages, attachments)."""
+    from messaging.models import Chat, Message
+
+    messages = {
+        r["session_id"]: r
+        for r in Message.objects.values("session_id").annotate(
+            messages=Count("id"),
+            attachments=Count("id", filter=~Q(media_state="")),
+            failed=Count("id", filter=Q(status="failed")),
+        )
+    }
+    rows = []
+    for r in (
+        Chat.objects.values("session_id", "session__name", "organization__slug")
+        .annotate(chats=Count("id"), contacts=Count("contact_id", distinct=True))
+        .order_by("organization__slug", "session__name")
+    ):
+        counts = messages.get(r["session_id"], {})
+        rows.append(
+            {
+                "slug": r["organization__slug"],
+                "session": r["session__name"],
+                "contacts": r["contacts"],
+                "chats": r["chats"],
+                "messages": counts.get("messages", 0),
+                "attachments": counts.get("attachments", 0),
+                "failed": counts.get("failed", 0),
+            }
+        )
+    return {
+        "key": "conversations",
+        "title": "Conversations",
+        "columns": [
+            ("slug", "Organization"),
+            ("session", "Session"),
+            ("contacts", "Contacts"),
+            ("chats", "Chats"),
+            ("messages", "Messages"),
+            ("attachments", "Attachments"),
+            ("failed", "Failed sends"),
+        ],
+        "rows": rows,
+        "totals": {
+            "chats": sum(r["chats"] for r in rows),
+            "messages": sum(r["messages"] for r in rows),
+            "attachments": sum(r["attachments"] for r in rows),
+        },
+    }
