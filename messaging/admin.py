@@ -202,3 +202,11 @@ class WaitingEventAdmin(admin.ModelAdmin):
     list_filter = ["organization"]
     search_fields = ["provider_message_id"]
     raw_id_fields = ["session"]
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(admin.ModelAdmin):
+    list_display = ["key", "message", "created_at", "expires_at", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["key"]
+    raw_id_fields = ["message"]
