@@ -12,6 +12,7 @@ from messaging.models import (
     ContactNote,
     ContactTag,
     CustomField,
+    IdempotencyKey,
     ImportColumnMemory,
     ImportJob,
     Message,
