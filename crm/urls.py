@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 from crm import health, views
+from messaging import api_chats as messaging_api_chats
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -42,6 +43,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include("messaging.urls")),
     path("o/<slug:org_slug>/", include("sessions_app.urls")),
     path("webhooks/", include("sessions_app.webhook_urls")),
+    path("media/<str:token>/", messaging_api_chats.media_link_view, name="media-link"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("crm.api_urls")),
 ]

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Count, Prefetch, Q
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -160,6 +160,10 @@ class SendSerializer(StrictSerializer):
     media_url = serializers.URLField(required=False, max_length=2000)
     media_type = serializers.ChoiceField(choices=outbox.MEDIA_TYPES, required=False)
     reply_to = serializers.UUIDField(required=False)
+
+
+class UploadSendSerializer(SendSerializer):
+    file = serializers.FileField()
 
 
 class ReactSerializer(StrictSerializer):
@@ -353,6 +357,36 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
             status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
         )
 
+    @extend_schema(
+        request={"multipart/form-data": UploadSendSerializer}, responses={201: MessageSerializer}
+    )
+    @action(detail=False, methods=["post"], parser_classes=[parsers.MultiPartParser])
+    def upload(self, request):
+        """Send a file (multipart: ``file`` and the fields of a send; ``text`` is the caption)."""
+        length = request.META.get("CONTENT_LENGTH") or ""
+        if length.isascii() and length.isdigit() and int(length) > MAX_UPLOAD:
+            raise exceptions.ValidationError({"file": ["Larger than WhatsApp accepts (100 MB)."]})
+        data = UploadSendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        organization = request.organization
+        message = outbox.message_send(
+            organization=organization,
+            actor=request.user,
+            text=values.get("text", ""),
+            session=_find(WhatsAppSession, organization, "session", values.get("session")),
+            chat=_find(Chat, organization, "chat", values.get("chat")),
+            contact=_find_contact(organization, values.get("contact")),
+            phone=values.get("phone", ""),
+            media_type=values.get("media_type", ""),
+            upload=values["file"],
+            reply_to=_find(Message, organization, "reply_to", values.get("reply_to")),
+        )
+        return Response(
+            MessageSerializer(self.get_queryset().get(pk=message.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
     @extend_schema(request=ReactSerializer, responses=MessageSerializer)
     @action(detail=True, methods=["post"])
     def react(self, request, uuid=None):
@@ -409,6 +443,7 @@ def _find_contact(organization, value) -> Contact | None:
 
 # --- Media ---------------------------------------------------------------------------------------
 
+MAX_UPLOAD = 100 * 1024 * 1024 + 64 * 1024  # the largest document WhatsApp takes, plus the form
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 SIGNED_URL_SECONDS = 300
 
@@ -515,3 +550,16 @@ class SessionStatsView(TenantAPIMixin, APIView):
                 "media_failed": messages.filter(media_state=MediaState.FAILED).count(),
             }
         )
+
+
+def media_link_view(request, token: str) -> HttpResponse:
+    """``/media/<signed token>/``: a provider fetching media we send (no login: the token is the
+    authority, and it expires)."""
+    from django.http import Http404
+
+    from messaging.media import message_for_link
+
+    message = message_for_link(token)
+    if message is None or not message.media_key:
+        raise Http404
+    return media_response(request, message)

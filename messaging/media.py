@@ -104,3 +104,33 @@ def _fail(message: Message, reason: str) -> None:
         media_state=MediaState.FAILED, media=media
     )
     logger.info("media of message %s not downloaded: %s", message.pk, reason)
+
+
+# --- Links a provider fetches our media with -------------------------------------------------------
+
+LINK_SECONDS = 3600
+LINK_SALT = "parley.media-link"
+
+
+def media_link(message: Message) -> str:
+    """A URL the provider can fetch this message's stored media from, valid for an hour: a
+    presigned URL on S3, else a signed link to Parley (``SITE_URL`` must reach it)."""
+    from django.conf import settings
+    from django.core import signing
+    from django.urls import reverse
+
+    if hasattr(default_storage, "bucket_name"):
+        return default_storage.url(message.media_key, expire=LINK_SECONDS)
+    token = signing.dumps(str(message.uuid), salt=LINK_SALT)
+    return settings.SITE_URL.rstrip("/") + reverse("media-link", args=[token])
+
+
+def message_for_link(token: str) -> Message | None:
+    """The message a signed link names, while the link is valid."""
+    from django.core import signing
+
+    try:
+        value = signing.loads(token, salt=LINK_SALT, max_age=LINK_SECONDS)
+    except signing.BadSignature:
+        return None
+    return Message.objects.filter(uuid=value, media_state=MediaState.STORED).first()

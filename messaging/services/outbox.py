@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -108,14 +109,20 @@ def message_send(
     phone: str = "",
     media_url: str = "",
     media_type: str = "",
+    upload: UploadedFile | None = None,
     reply_to: Message | None = None,
 ) -> Message:
-    """Write an outbound message and queue it (after commit). Refuses what cannot be sent: an
-    empty message, a text over WhatsApp's limit, a session that is logged out."""
+    """Write an outbound message and queue it (after commit). Media is a URL the provider
+    fetches, or an ``upload`` kept in our storage (the provider gets a short-lived link to it).
+    Refuses what cannot be sent: an empty message, a text over WhatsApp's limit, media over
+    WhatsApp's size for its kind, a session that is logged out."""
     text = text or ""
+    if upload is not None:
+        media_type = media_type or media_type_of(upload.content_type or "")
+        _check_size(upload, media_type)
     if "\x00" in text:
         raise ApplicationError(_("Text may not contain NUL characters."), fields={"text": ["NUL"]})
-    if not text.strip() and not media_url:
+    if not text.strip() and not media_url and upload is None:
         raise ApplicationError(_("A message needs text or media."), fields={"text": [_("Empty.")]})
     if len(text) > MAX_TEXT_LENGTH:
         raise ApplicationError(
@@ -123,48 +130,109 @@ def message_send(
             code="message-too-long",
             fields={"text": [_("Too long.")]},
         )
-    if media_url and media_type not in MEDIA_TYPES:
+    if (media_url or upload is not None) and media_type not in MEDIA_TYPES:
         raise ApplicationError(
             _("Say what kind of media this is."),
             fields={"media_type": [", ".join(MEDIA_TYPES)]},
         )
-    with transaction.atomic():
-        # Everything named is looked up again inside the organization (and fresh: the status).
-        session = scoped(WhatsAppSession, organization).get(pk=session.pk) if session else None
-        chat = scoped(Chat, organization).get(pk=chat.pk) if chat else None
-        contact = scoped(Contact, organization).get(pk=contact.pk) if contact else None
-        chat = _target(organization, session=session, chat=chat, contact=contact, phone=phone)
-        session = scoped(WhatsAppSession, organization).get(pk=chat.session_id)
-        if session.status == SessionStatus.LOGGED_OUT:
-            raise Conflict(
-                _("%(name)s is logged out of WhatsApp: pair it again to send.")
-                % {"name": session.name},
-                code="not-authorized",
+    stored: list[str] = []  # files written, removed again if the message is not
+    try:
+        with transaction.atomic():
+            # Everything named is looked up again inside the organization (and fresh: the status).
+            session = scoped(WhatsAppSession, organization).get(pk=session.pk) if session else None
+            chat = scoped(Chat, organization).get(pk=chat.pk) if chat else None
+            contact = scoped(Contact, organization).get(pk=contact.pk) if contact else None
+            chat = _target(organization, session=session, chat=chat, contact=contact, phone=phone)
+            session = scoped(WhatsAppSession, organization).get(pk=chat.session_id)
+            if session.status == SessionStatus.LOGGED_OUT:
+                raise Conflict(
+                    _("%(name)s is logged out of WhatsApp: pair it again to send.")
+                    % {"name": session.name},
+                    code="not-authorized",
+                )
+            if reply_to is not None and reply_to.chat_id != chat.pk:
+                raise ApplicationError(
+                    _("A reply must be in the same chat."),
+                    fields={"reply_to": [_("Another chat.")]},
+                )
+            now = timezone.now()
+            has_media = bool(media_url or upload is not None)
+            message = Message.objects.create(
+                organization=organization,
+                session=session,
+                chat=chat,
+                direction=Direction.OUT,
+                type=media_type or "text",
+                body="" if has_media else text,
+                caption=text if has_media else "",
+                data={"media_url": media_url} if media_url else {},
+                quoted=reply_to,
+                quoted_provider_id=(reply_to.provider_message_id or "") if reply_to else "",
+                status=MessageStatus.PENDING,
+                timestamp=now,
+                next_attempt_at=now,
+                created_by=actor,
             )
-        if reply_to is not None and reply_to.chat_id != chat.pk:
-            raise ApplicationError(
-                _("A reply must be in the same chat."), fields={"reply_to": [_("Another chat.")]}
-            )
-        now = timezone.now()
-        message = Message.objects.create(
-            organization=organization,
-            session=session,
-            chat=chat,
-            direction=Direction.OUT,
-            type=media_type or "text",
-            body="" if media_url else text,
-            caption=text if media_url else "",
-            data={"media_url": media_url} if media_url else {},
-            quoted=reply_to,
-            quoted_provider_id=(reply_to.provider_message_id or "") if reply_to else "",
-            status=MessageStatus.PENDING,
-            timestamp=now,
-            next_attempt_at=now,
-            created_by=actor,
-        )
-        Chat.objects.filter(pk=chat.pk).update(last_message_at=now)
-        transaction.on_commit(lambda: message_enqueue(message_id=message.pk))
+            if upload is not None:
+                stored.append(_store_upload(message, upload))
+            Chat.objects.filter(pk=chat.pk).update(last_message_at=now)
+            transaction.on_commit(lambda: message_enqueue(message_id=message.pk))
+    except Exception:
+        from django.core.files.storage import default_storage
+
+        for key in stored:
+            default_storage.delete(key)
+        raise
     return message
+
+
+# What WhatsApp accepts, per kind (bytes).
+MEDIA_LIMITS = {
+    "image": 5 * 1024 * 1024,
+    "sticker": 500 * 1024,
+    "audio": 16 * 1024 * 1024,
+    "video": 16 * 1024 * 1024,
+    "document": 100 * 1024 * 1024,
+}
+
+
+def media_type_of(mime: str) -> str:
+    kind = mime.split("/", 1)[0].lower()
+    return {"image": "image", "video": "video", "audio": "audio"}.get(kind, "document")
+
+
+def _check_size(upload: UploadedFile, media_type: str) -> None:
+    limit = MEDIA_LIMITS.get(media_type, MEDIA_LIMITS["document"])
+    if upload.size is None or upload.size > limit:
+        raise ApplicationError(
+            _("WhatsApp takes %(kind)s files up to %(mb)s MB.")
+            % {"kind": media_type, "mb": round(limit / 1024 / 1024, 1)},
+            code="media-rejected",
+            fields={"file": [_("Too large.")]},
+        )
+    if upload.size == 0:
+        raise ApplicationError(_("The file is empty."), fields={"file": [_("Empty.")]})
+
+
+def _store_upload(message: Message, upload: UploadedFile) -> str:
+    """The file in storage under the message's key (returned)."""
+    from django.core.files.storage import default_storage
+
+    from messaging.media import media_key
+
+    mime = (upload.content_type or "application/octet-stream")[:100]
+    key = default_storage.save(
+        media_key(message, mime).replace(f"/{message.uuid}.", f"/out-{message.uuid}."), upload
+    )
+    Message.objects.filter(pk=message.pk).update(
+        media_key=key,
+        media_mime=mime,
+        media_size=upload.size,
+        media_state="stored",
+        media={"filename": (upload.name or "")[:200], "mime_type": mime},
+    )
+    message.media_key, message.media_mime = key, mime
+    return key
 
 
 def message_enqueue(*, message_id: int) -> None:
@@ -256,11 +324,17 @@ def pace_of(session: WhatsAppSession):
 
 def _outgoing(message: Message) -> OutgoingMessage:
     media_url = message.data.get("media_url", "")
+    if not media_url and message.media_key:
+        from messaging.media import media_link
+
+        media_url = media_link(message)
     return OutgoingMessage(
         to=message.chat.jid,
         text="" if media_url else message.body,
         media_type=message.type if media_url else "",
         media_url=media_url,
+        mime_type=message.media_mime if message.media_key else "",
+        filename=message.media.get("filename", "") if message.media_key else "",
         caption=message.caption,
         reply_to=message.quoted_provider_id,
     )

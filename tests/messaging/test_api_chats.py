@@ -218,3 +218,51 @@ def test_session_stats_count_what_it_holds(cast, api, session):
     stats = api(cast.viewer).get(f"/api/v1/sessions/{session.uuid}/stats/").json()
     assert stats["contacts"] == 2 and stats["chats"] == 2 and stats["messages"] == 2
     assert stats["incoming"] == 2 and stats["attachments"] == 0
+
+
+def test_an_uploaded_image_is_sent_by_a_link_that_only_works_signed(cast, api, session, client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from messaging.services.outbox import _outgoing, message_deliver
+
+    photo = SimpleUploadedFile("menu.jpg", b"\xff\xd8\xff" + b"m" * 2000, content_type="image/jpeg")
+    form = {
+        "session": str(session.uuid),
+        "phone": "+85291234567",
+        "text": "Our menu",
+        "file": photo,
+    }
+    sent = api(cast.agent).post("/api/v1/messages/upload/", form, format="multipart")
+    assert sent.status_code == 201, sent.content
+    assert sent.json()["type"] == "image" and sent.json()["caption"] == "Our menu"
+    message = Message.objects.get()
+    assert default_storage.exists(message.media_key) and message.media_size == 2003
+    link = _outgoing(message).media_url
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    fetched = client.get("/" + path)
+    assert fetched.status_code == 200 and b"".join(fetched.streaming_content).startswith(b"\xff")
+    assert client.get("/" + path[:-3] + "xx/").status_code == 404  # a forged token
+    assert message_deliver(message_id=message.pk) == "sent"
+
+
+def test_an_image_over_whatsapps_limit_is_refused_and_nothing_is_kept(cast, api, session):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    big = SimpleUploadedFile("big.png", b"\x89PNG" + b"0" * (5 * 1024 * 1024), "image/png")
+    form = {"session": str(session.uuid), "phone": "+85291234567", "file": big}
+    refused = api(cast.agent).post("/api/v1/messages/upload/", form, format="multipart")
+    assert refused.status_code == 400 and "file" in refused.json()["error"]["fields"]
+    assert not Message.objects.exists()
+
+
+def test_an_upload_on_s3_is_sent_by_a_presigned_link(cast, api, session, s3_storage):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from messaging.services.outbox import _outgoing
+
+    doc = SimpleUploadedFile("terms.pdf", b"%PDF-1.7 terms", content_type="application/pdf")
+    form = {"session": str(session.uuid), "phone": "+85291234567", "file": doc}
+    sent = api(cast.agent).post("/api/v1/messages/upload/", form, format="multipart")
+    assert sent.status_code == 201 and sent.json()["type"] == "document"
+    link = _outgoing(Message.objects.get()).media_url
+    assert link.startswith(s3_storage.endpoint_url) and httpx.get(link).content == b"%PDF-1.7 terms"

@@ -28,6 +28,8 @@ EXCLUDED_PREFIXES: dict[str, str] = {
     "admin/": "Django admin: staff superusers only (tests/accounts/test_admin.py)",
     "api/v1/": "swept from the OpenAPI schema instead",
     "invitations/<str:token>/": "a secret token, not a tenant id",
+    "media/<str:token>/": "a signed, expiring token naming one message's media (providers fetch "
+    "what we send; tests/messaging/test_api_chats.py)",
     "password-reset/<uidb64>/<token>/": "Django's signed reset token",
     "static/": "static files",
     "webhooks/": "providers' webhooks: authenticated by signature or secret, not by a member "
