@@ -62,9 +62,14 @@ def _come_back(message_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def outbox_tick() -> int:
-    """Beat: interrupted sends marked, due queued messages delivered."""
+    """Beat: interrupted sends marked, due queued messages delivered, expired idempotency keys
+    removed (kept 24 h)."""
+    from django.utils import timezone
+
+    from messaging.models import IdempotencyKey
     from messaging.services.outbox import outbox_tick as tick
 
+    IdempotencyKey.objects.filter(expires_at__lte=timezone.now()).delete()
     _interrupted, due = tick()
     for message_id in due:
         deliver_message.delay(message_id)
