@@ -17,6 +17,7 @@ from messaging.services.outbox import message_deliver, message_retry, message_se
 from sessions_app import queue, services, simulation
 from sessions_app.models import SessionStatus
 from sessions_app.providers import events as ev
+from tests.sessions_app.test_cloud_api_flow import cloud_session, graph  # noqa: F401 - fixture
 
 
 def make_session(cast, **settings):
@@ -219,3 +220,37 @@ def test_sending_to_a_chat_or_a_contact_uses_the_same_conversation(cast):
         )
     assert {first.chat_id, by_chat.chat_id, by_contact.chat_id} == {chat.pk}
     assert not Reaction.objects.exists()
+
+
+# --- Over real HTTP: Meta's Cloud API on loopback ------------------------------------------------
+
+
+def cloud_send(cast, session, text):
+    with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
+        return message_send(
+            organization=cast.org_a, actor=None, session=session, phone="+85291234567", text=text
+        )
+
+
+def test_a_cloud_api_send_records_metas_id(cast, graph):  # noqa: F811
+    session = cloud_session(cast.org_a, cast.admin)
+    message = cloud_send(cast, session, "Hello from the Cloud API")
+    assert message_deliver(message_id=message.pk) == "sent"
+    message.refresh_from_db()
+    assert message.provider_message_id.startswith("wamid.")
+    assert graph.sent[-1]["text"]["body"] == "Hello from the Cloud API"
+
+
+def test_cloud_api_refusals_fail_the_message_with_metas_reason(cast, graph):  # noqa: F811
+    session = cloud_session(cast.org_a, cast.admin)
+    too_long = cloud_send(cast, session, "x" * 5000)  # Meta takes 4096 characters of text
+    assert message_deliver(message_id=too_long.pk) == "failed"
+    too_long.refresh_from_db()
+    assert too_long.error_code == "message-too-long"
+    graph.access_token = "rotated-elsewhere"  # the token was revoked in Meta's dashboard
+    refused = cloud_send(cast, session, "Anyone there?")
+    assert message_deliver(message_id=refused.pk) == "failed"
+    refused.refresh_from_db()
+    session.refresh_from_db()
+    assert refused.error_code == "not-authorized" and session.status == SessionStatus.LOGGED_OUT
+    assert len(graph.sent) == 0
