@@ -432,3 +432,30 @@ def test_a_burst_from_one_new_person_on_four_workers_makes_one_contact_and_one_c
     assert not failures, failures
     assert Contact.objects.count() == 1 and Chat.objects.count() == 1
     assert Message.objects.count() == 4 and Chat.objects.get().unread_count == 4
+
+
+def test_odd_messages_are_kept_not_dropped(cast):
+    """No id, an unknown JID, no body, an unknown type: each stored once, visibly."""
+    session = make_session(cast)
+    no_id = dataclasses.replace(text(1), provider_message_id="")
+    odd_jid = ev.MessageUpserted(
+        provider_message_id="ODD1",
+        chat_jid="status-bot@whatever",
+        from_me=False,
+        timestamp=T0,
+        type="other",
+        sender=ev.Party(jid="status-bot@whatever"),
+    )
+    apply(session, no_id, odd_jid)
+    apply(session, no_id, odd_jid)  # delivered again
+    assert Message.objects.count() == 2
+    odd = Message.objects.get(provider_message_id="ODD1")
+    assert odd.type == "other" and odd.body == "" and odd.chat.contact is not None
+    assert Message.objects.filter(provider_message_id__startswith="parley:").count() == 1
+
+
+def test_a_receipt_for_an_unknown_status_changes_nothing(cast):
+    session = make_session(cast)
+    apply(session, text(1, from_me=True))
+    apply(session, ev.MessageStatusChanged(provider_message_id="M1", status="??", timestamp=T0))
+    assert Message.objects.get().status == MessageStatus.SENT
