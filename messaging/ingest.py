@@ -22,15 +22,18 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import partial
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from crm import events as bus
 from messaging import parties
@@ -49,7 +52,7 @@ from sessions_app.providers import events as ev
 
 logger = logging.getLogger(__name__)
 
-BATCH = 1000  # messages per statement group in a history sync
+BATCH = 10_000  # messages per statement group in a history sync
 RECEIVED = "message.received"
 STATUS_CHANGED = "message.status"
 REACTED = "message.reaction"
@@ -195,8 +198,9 @@ def _messages(
         keys.setdefault(key, m.chat_jid)
         key_of[m.provider_message_id] = key
     chats = parties.chats_for(session, keys)
+    now = timezone.now()
     rows = [
-        _row(session, m, chats[key_of[m.provider_message_id]], known, history)
+        _row(session, m, chats[key_of[m.provider_message_id]], known, history, now)
         for m in messages
         if m.provider_message_id in key_of
     ]
@@ -204,7 +208,14 @@ def _messages(
     if not new:
         return
     fresh = [row for row in rows if row["provider_message_id"] in new]
-    _link_quotes(session, [new[r["provider_message_id"]] for r in fresh if r["quoted_provider_id"]])
+    _link_quotes(
+        session,
+        [
+            new[r["provider_message_id"]]
+            for r in fresh
+            if r["quoted_provider_id"] and not r.get("quoted_id")
+        ],
+    )
     _touch_chats(fresh)
     ids = list(new.values())
     applied.stored.extend(ids)
@@ -227,6 +238,7 @@ def _row(
     chat: Chat,
     known: dict[ev.Party, int],
     history: bool,
+    now: dt.datetime,
 ) -> dict:
     data = {}
     if m.location:
@@ -239,29 +251,62 @@ def _row(
         data["forwarded"] = True
     media = {k: v for k, v in vars(m.media).items() if v} if m.media else {}
     sender = m.sender if not m.from_me else None
-    return {
-        "organization_id": session.organization_id,
-        "uuid": uuid.uuid4(),
-        "session_id": session.pk,
-        "chat_id": chat.pk,
-        "provider_message_id": m.provider_message_id[:128],
-        "direction": Direction.OUT if m.from_me else Direction.IN,
-        "sender_id": known.get(sender) if sender else None,
-        "sender_jid": ((sender.jid or sender.lid or sender.wa_id or "") if sender else "")[:128],
-        "push_name": (sender.name if sender else "")[:200],
-        "type": m.type[:12],
-        "body": m.body,
-        "caption": m.caption,
-        "data": data,
-        "media": media,
-        "media_state": MediaState.PENDING if media else MediaState.NONE,
-        "quoted_provider_id": (m.quoted_id or "")[:128],
-        "status": MessageStatus.SENT if m.from_me else MessageStatus.RECEIVED,
-        "sent_at": m.timestamp if m.from_me else None,
-        "timestamp": m.timestamp,
-        "history": history or m.history,
-        "created_at": timezone.now(),
-    }
+    return _without_nul(
+        {
+            "organization_id": session.organization_id,
+            "uuid": uuid.uuid4(),
+            "session_id": session.pk,
+            "chat_id": chat.pk,
+            "provider_message_id": m.provider_message_id[:128],
+            "direction": Direction.OUT if m.from_me else Direction.IN,
+            "sender_id": known.get(sender) if sender else None,
+            "sender_jid": ((sender.jid or sender.lid or sender.wa_id or "") if sender else "")[
+                :128
+            ],
+            "push_name": (sender.name if sender else "")[:200],
+            "type": m.type[:12],
+            "body": m.body,
+            "caption": m.caption,
+            "data": data,
+            "media": media,
+            "media_state": MediaState.PENDING if media else MediaState.NONE,
+            "quoted_provider_id": (m.quoted_id or "")[:128],
+            "status": MessageStatus.SENT if m.from_me else MessageStatus.RECEIVED,
+            "sent_at": m.timestamp if m.from_me else None,
+            "timestamp": m.timestamp,
+            "history": history or m.history,
+            "created_at": now,
+        }
+    )
+
+
+def _without_nul(row: dict) -> dict:
+    """PostgreSQL stores no NUL character in text or JSON: one a provider sent becomes U+FFFD
+    (visible, and the message kept) instead of failing the whole delivery."""
+    for name in ("body", "caption", "push_name", "sender_jid", "data", "media"):
+        if _has_nul(row[name]):
+            row[name] = _nul_replaced(row[name])
+    return row
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _nul_replaced(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_nul_replaced(k): _nul_replaced(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nul_replaced(v) for v in value]
+    return value
 
 
 COLUMNS = (
@@ -305,13 +350,13 @@ def _insert(rows: list[dict]) -> dict[str, int]:
     On PostgreSQL a batch of more than ``_COPY_ABOVE`` rows is COPYed into a staging table and
     inserted from it by one statement (``_insert_copied``); smaller batches, and SQLite, use
     multi-row VALUES (``_insert_values``). Both store the same values, as the ORM would (each
-    prepared by its field's ``get_db_prep_save``, which ``_copy_row`` skips only where it would
+    prepared by its field's ``get_db_prep_save``, which ``_copy_line`` skips only where it would
     change nothing), and return the same."""
     if not rows:
         return {}
     fields = [Message._meta.get_field(name) for name in (*COLUMNS, *DEFAULTS)]
     if connection.vendor == "postgresql" and len(rows) > _COPY_ABOVE:
-        return _insert_copied(rows, fields)
+        return _insert_direct(rows, fields)
     return _insert_values(rows, fields)
 
 
@@ -342,6 +387,69 @@ def _insert_values(rows: list[dict], fields: list) -> dict[str, int]:
     return new
 
 
+def _insert_direct(rows: list[dict], fields: list) -> dict[str, int]:
+    """PostgreSQL, a large batch: the rows not stored yet, with ids taken from the table's
+    sequence, COPYed straight into the table, in a savepoint. Should another transaction store
+    one of them meanwhile (the unique index refuses the COPY), the savepoint is rolled back
+    and ``_insert_copied`` does it with ``ON CONFLICT``. Index upkeep is the same either way;
+    this skips the stage's second write and read of every row (~40% of a batch's time)."""
+    unique = _first_of_each(rows)
+    quotes = {(r["session_id"], r["quoted_provider_id"]) for r in unique if r["quoted_provider_id"]}
+    wanted = {(r["session_id"], r["provider_message_id"]) for r in unique} | quotes
+    ops = connection.ops
+    table = ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.session_id, m.provider_message_id, m.id FROM {table} m "  # noqa: S608 - the name from the model
+            "JOIN unnest(%s::bigint[], %s::text[]) AS k(session_id, pid) "
+            "ON m.session_id = k.session_id AND m.provider_message_id = k.pid",
+            [[session for session, _pid in wanted], [pid for _session, pid in wanted]],
+        )
+        known = {(session, pid): pk for session, pid, pk in cursor.fetchall()}
+        fresh = [r for r in unique if (r["session_id"], r["provider_message_id"]) not in known]
+        if not fresh:
+            return {}
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Message._meta.db_table, len(fresh)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+        known.update(
+            ((r["session_id"], r["provider_message_id"]), pk)
+            for pk, r in zip(ids, fresh, strict=True)
+        )
+        # A quote of a message stored before or earlier in this batch is linked as it is written.
+        quoted_ids = [known.get((r["session_id"], r["quoted_provider_id"])) for r in fresh]
+        pk, quoted = Message._meta.pk, Message._meta.get_field("quoted")
+        names = ", ".join(ops.quote_name(f.column) for f in [pk, quoted, *fields])
+        try:
+            lines = _copy_lines(fresh, _copy_plan(fields), ids, quoted_ids)
+            with (
+                transaction.atomic(),
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+            ):
+                for start in range(0, len(lines), 500):
+                    copy.write("".join(lines[start : start + 500]))
+        except IntegrityError:
+            return _insert_copied(fresh, fields)
+    for row, quoted_id in zip(fresh, quoted_ids, strict=True):
+        row["quoted_id"] = quoted_id  # linked: nothing left for ``_link_quotes``
+    return {row["provider_message_id"]: pk for pk, row in zip(ids, fresh, strict=True)}
+
+
+def _first_of_each(rows: list[dict]) -> list[dict]:
+    """The rows without a provider id repeated earlier in ``rows`` (NULLs never conflict)."""
+    seen: set[str] = set()
+    unique = []
+    for row in rows:
+        pid = row["provider_message_id"]
+        if pid is None or pid not in seen:
+            seen.add(pid)
+            unique.append(row)
+    return unique
+
+
 def _insert_copied(rows: list[dict], fields: list) -> dict[str, int]:
     """PostgreSQL: COPY the rows into ``_STAGE`` (a temporary table: no WAL, no index), then one
     ``INSERT … SELECT … ON CONFLICT DO NOTHING`` that also empties the stage, so the next call
@@ -350,13 +458,7 @@ def _insert_copied(rows: list[dict], fields: list) -> dict[str, int]:
     ops = connection.ops
     table = ops.quote_name(Message._meta.db_table)
     names = ", ".join(ops.quote_name(f.column) for f in fields)
-    seen: set[str] = set()
-    unique = []
-    for row in rows:
-        pid = row["provider_message_id"]
-        if pid is None or pid not in seen:  # NULLs never conflict
-            seen.add(pid)
-            unique.append(row)
+    unique = _first_of_each(rows)
     # Autocommit would empty the stage (ON COMMIT DELETE ROWS) between COPY and INSERT.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         columns = ", ".join(f"{ops.quote_name(f.column)} {f.db_type(connection)}" for f in fields)
@@ -367,9 +469,9 @@ def _insert_copied(rows: list[dict], fields: list) -> dict[str, int]:
             connection.wrap_database_errors,
             cursor.cursor.copy(f"COPY {_STAGE} ({names}) FROM STDIN") as copy,
         ):
-            plan = _copy_plan(fields)
-            for row in unique:
-                copy.write_row(_copy_row(row, plan))
+            lines = _copy_lines(unique, _copy_plan(fields))
+            for start in range(0, len(lines), 500):
+                copy.write("".join(lines[start : start + 500]))
         cursor.execute(
             f"WITH staged AS (DELETE FROM {_STAGE} RETURNING {names}) "  # noqa: S608 - names from the model
             f"INSERT INTO {table} ({names}) SELECT {names} FROM staged "
@@ -384,8 +486,11 @@ def _prepared(row: dict, fields: list) -> list:
     return [f.get_db_prep_save(values[f.attname], connection) for f in fields]
 
 
-# ``_copy_row`` passes a value as it is where ``get_db_prep_save`` would return it unchanged on
-# PostgreSQL: by the kind of column (a foreign key's is its target's), these exact types.
+# COPY's text format, written here rather than value by value through psycopg (a fifth of the
+# time): columns split by a tab, rows by a newline, NULL as ``\\N``, and in a value a backslash,
+# tab, newline or carriage return escaped.
+_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = re.compile(r"[\\\t\n\r]")
 _KINDS = {
     "CharField": "text",
     "TextField": "text",
@@ -402,55 +507,122 @@ _KINDS = {
     "DateTimeField": "datetime",
     "JSONField": "json",
 }
-_SAME = {"text": (str,), "int": (int,), "bool": (bool,), "uuid": (uuid.UUID,)}
 _REQUIRED = object()
 
 
 def _copy_plan(fields: list) -> list[tuple]:
-    """Per field: (attname, default or ``_REQUIRED``, kind, types passed as they are, the JSON
-    dumps Django's PostgreSQL backend gives psycopg's ``Jsonb`` (``adapt_json_value``), field)."""
+    """Per field: (attname, default or ``_REQUIRED``, kind by its column type (a foreign key's
+    is its target's), the JSON dumps Django's PostgreSQL backend gives psycopg's ``Jsonb``
+    (``adapt_json_value``), field)."""
     plan = []
     for f in fields:
         kind = _KINDS.get((f.target_field if f.is_relation else f).get_internal_type(), "")
         dumps = partial(json.dumps, cls=f.encoder) if kind == "json" and f.encoder else json.dumps
-        default = DEFAULTS.get(f.attname, _REQUIRED)
-        plan.append((f.attname, default, kind, _SAME.get(kind, ()), dumps, f))
+        plan.append((f.attname, DEFAULTS.get(f.attname, _REQUIRED), kind, dumps, f))
     return plan
 
 
-def _copy_row(row: dict, plan: list[tuple]) -> list:
-    """The row's values for COPY (text format), each stored as ``_prepared`` stores it: as it is
-    where the field would not change it, a dict or list as the JSON text the ORM sends, anything
-    else prepared by its field. ``_prepared`` costs ~85 µs a row, this ~10."""
-    out = []
-    for name, default, kind, same, dumps, f in plan:
-        value = row[name] if default is _REQUIRED else row.get(name, default)
-        if (
-            value is None
-            or type(value) in same
-            or (kind == "text" and isinstance(value, str))  # choices: str subclasses
-            or (kind == "datetime" and type(value) is dt.datetime and value.utcoffset() is not None)
-        ):
-            out.append(value)
-        elif kind == "json" and type(value) in (dict, list):
-            out.append(dumps(value))
+def _copy_lines(rows: list[dict], plan: list[tuple], *leading: list) -> list[str]:
+    """The rows as lines of COPY text, each value as ``_prepared`` stores it, after the
+    ``leading`` columns (lists of ints or None, one value per row: ids). Column by column: a
+    column whose values are all of the type its field passes unchanged (text, int, bool, UUID,
+    an aware datetime, a dict or list as the JSON text the ORM sends) is written by one
+    comprehension; any other value is prepared by its field (~5 µs a row in all, where
+    ``_prepared`` costs ~85)."""
+    columns = [["\\N" if v is None else str(int(v)) for v in values] for values in leading]
+    for name, default, kind, dumps, f in plan:
+        if default is _REQUIRED:
+            values = [row[name] for row in rows]
         else:
-            out.append(f.get_db_prep_save(value, connection))
-    return out
+            values = [row.get(name, default) for row in rows]
+        columns.append(_column_text(values, kind, dumps, f))
+    return ["\t".join(line) + "\n" for line in zip(*columns, strict=True)]
+
+
+def _column_text(values: list, kind: str, dumps, f) -> list[str]:
+    null = "\\N"
+    if kind == "text" and all(v is None or isinstance(v, str) for v in values):  # choices: str
+        special = _SPECIAL.search
+        return [null if v is None else v.translate(_ESCAPE) if special(v) else v for v in values]
+    if kind == "int" and all(v is None or type(v) is int for v in values):
+        return [null if v is None else str(v) for v in values]
+    if kind == "bool" and all(type(v) is bool for v in values):
+        return ["t" if v else "f" for v in values]
+    if kind == "datetime" and all(v is None or _aware(v) for v in values):
+        seen: dict[dt.datetime, str] = {}  # a batch's rows share their created_at
+        return [
+            null if v is None else seen.get(v) or seen.setdefault(v, v.isoformat()) for v in values
+        ]
+    if kind == "uuid" and all(type(v) is uuid.UUID for v in values):
+        return [str(v) for v in values]
+    if kind == "json" and all(type(v) in (dict, list) for v in values):
+        return [
+            dumps(v).translate(_ESCAPE) if v else "{}" if type(v) is dict else "[]" for v in values
+        ]
+    return [_value_text(v, kind, dumps, f) for v in values]
+
+
+def _aware(value) -> bool:
+    return type(value) is dt.datetime and value.utcoffset() is not None
+
+
+def _value_text(value, kind: str, dumps, f) -> str:
+    if value is None:
+        return "\\N"
+    if kind == "text" and isinstance(value, str):
+        return value.translate(_ESCAPE)
+    if kind == "int" and type(value) is int:
+        return str(value)
+    if kind == "bool" and type(value) is bool:
+        return "t" if value else "f"
+    if kind == "json" and type(value) in (dict, list):
+        return dumps(value).translate(_ESCAPE) if value else "{}" if type(value) is dict else "[]"
+    if kind == "datetime" and _aware(value):
+        return value.isoformat()
+    return _copy_text(f.get_db_prep_save(value, connection), dumps)
+
+
+def _copy_text(value: object, dumps=json.dumps) -> str:
+    """A value prepared for the database, as COPY text."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, Jsonb):
+        return dumps(value.obj).translate(_ESCAPE)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, int | float | Decimal | uuid.UUID | str):
+        return str(value).translate(_ESCAPE)
+    raise TypeError(f"no COPY text for {type(value).__name__}")
 
 
 def _link_quotes(session: WhatsAppSession, ids: list[int]) -> None:
+    """Each of these messages points to the one it quotes, where that is stored and the link
+    not made yet (the COPY path links most as it inserts); others are not written to."""
     if not ids:
         return
     table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET quoted_id = (SELECT q.id FROM {table} q "  # noqa: S608 - names from the model
-                f"WHERE q.session_id = {table}.session_id "
-                f"AND q.provider_message_id = {table}.quoted_provider_id) "
-                f"WHERE id IN ({', '.join(['%s'] * len(chunk))})",
+                f"UPDATE {table} m SET quoted_id = q.id FROM {table} q "  # noqa: S608 - the name from the model
+                "WHERE m.id IN (SELECT unnest(%s::bigint[])) AND m.quoted_id IS NULL "
+                "AND q.session_id = m.session_id AND q.provider_message_id = m.quoted_provider_id",
+                [ids],
+            )
+        return
+    quoted = (
+        f"FROM {table} q WHERE q.session_id = {table}.session_id "
+        f"AND q.provider_message_id = {table}.quoted_provider_id"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            cursor.execute(
+                f"UPDATE {table} SET quoted_id = (SELECT q.id {quoted}) "  # noqa: S608 - names from the model
+                f"WHERE id IN ({', '.join(['%s'] * len(chunk))}) AND quoted_id IS NULL "
+                f"AND EXISTS (SELECT 1 {quoted})",
                 chunk,
             )
 
@@ -467,6 +639,26 @@ def _touch_chats(rows: list[dict]) -> None:
             incoming[chat_id] = max(incoming.get(chat_id, when), when)
             if not row["history"]:
                 unread[chat_id] = unread.get(chat_id, 0) + 1
+    if connection.vendor == "postgresql":
+        # One statement for any number of chats (bulk_update's CASE costs ~0.1 ms a chat).
+        table = connection.ops.quote_name(Chat._meta.db_table)
+        ids = list(latest)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} c SET "  # noqa: S608 - the name from the model
+                "last_message_at = GREATEST(c.last_message_at, v.latest), "
+                "last_incoming_at = GREATEST(c.last_incoming_at, v.incoming), "
+                "unread_count = c.unread_count + v.unread "
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::int[]) "
+                "AS v(id, latest, incoming, unread) WHERE c.id = v.id",
+                [
+                    ids,
+                    [latest[i] for i in ids],
+                    [incoming.get(i) for i in ids],
+                    [unread.get(i, 0) for i in ids],
+                ],
+            )
+        return
     chats = []
     for chat_id, when in latest.items():
         chat = Chat(pk=chat_id)
@@ -680,12 +872,17 @@ def _wait(session: WhatsAppSession, events: list) -> None:
 
 def _waiting_now_due(session: WhatsAppSession, provider_ids: list[str], applied: Applied) -> None:
     """Events that waited for these (just stored) messages: applied now, then deleted."""
+    # Under the ingest lock, held shared at least: an event starts waiting only under it held
+    # exclusive, so what this sees cannot change before the commit. Usually nothing waits.
+    waiting = WaitingEvent.objects.filter(session=session)
+    if not provider_ids or not waiting.exists():
+        return
     due = []
     for start in range(0, len(provider_ids), 1000):
         due.extend(
-            WaitingEvent.objects.filter(
-                session=session, provider_message_id__in=provider_ids[start : start + 1000]
-            ).order_by("id")
+            waiting.filter(provider_message_id__in=provider_ids[start : start + 1000]).order_by(
+                "id"
+            )
         )
     if not due:
         return
