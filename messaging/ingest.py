@@ -22,19 +22,16 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from functools import partial
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
+from crm import copying
 from crm import events as bus
 from messaging import parties
 from messaging.models import (
@@ -197,7 +194,7 @@ def _messages(
             key = ("direct", contact_id)
         keys.setdefault(key, m.chat_jid)
         key_of[m.provider_message_id] = key
-    chats = parties.chats_for(session, keys)
+    chats = parties.chat_ids_for(session, keys)
     now = timezone.now()
     rows = [
         _row(session, m, chats[key_of[m.provider_message_id]], known, history, now)
@@ -235,7 +232,7 @@ def _messages(
 def _row(
     session: WhatsAppSession,
     m: ev.MessageUpserted,
-    chat: Chat,
+    chat_id: int,
     known: dict[ev.Party, int],
     history: bool,
     now: dt.datetime,
@@ -256,7 +253,7 @@ def _row(
             "organization_id": session.organization_id,
             "uuid": uuid.uuid4(),
             "session_id": session.pk,
-            "chat_id": chat.pk,
+            "chat_id": chat_id,
             "provider_message_id": m.provider_message_id[:128],
             "direction": Direction.OUT if m.from_me else Direction.IN,
             "sender_id": known.get(sender) if sender else None,
@@ -276,6 +273,7 @@ def _row(
             "timestamp": m.timestamp,
             "history": history or m.history,
             "created_at": now,
+            **DEFAULTS,
         }
     )
 
@@ -283,8 +281,15 @@ def _row(
 def _without_nul(row: dict) -> dict:
     """PostgreSQL stores no NUL character in text or JSON: one a provider sent becomes U+FFFD
     (visible, and the message kept) instead of failing the whole delivery."""
-    for name in ("body", "caption", "push_name", "sender_jid", "data", "media"):
-        if _has_nul(row[name]):
+    if (
+        "\x00" in row["body"]
+        or "\x00" in row["caption"]
+        or "\x00" in row["push_name"]
+        or "\x00" in row["sender_jid"]
+        or (row["data"] and _has_nul(row["data"]))
+        or (row["media"] and _has_nul(row["media"]))
+    ):
+        for name in ("body", "caption", "push_name", "sender_jid", "data", "media"):
             row[name] = _nul_replaced(row[name])
     return row
 
@@ -332,7 +337,7 @@ COLUMNS = (
     "history",
     "created_at",
 )
-# Columns the insert leaves to their defaults: written here so COPY and VALUES agree.
+# Columns a new message holds at their defaults, in every row ``_row`` makes (COPY writes all).
 DEFAULTS = {
     "media_key": "",
     "media_mime": "",
@@ -347,16 +352,15 @@ def _insert(rows: list[dict]) -> dict[str, int]:
     """Insert the rows that are new: ``{provider_message_id: id}`` of those. A provider id the
     session holds already, or one repeated earlier in ``rows``, is skipped (the first wins).
 
-    On PostgreSQL a batch of more than ``_COPY_ABOVE`` rows is COPYed into a staging table and
-    inserted from it by one statement (``_insert_copied``); smaller batches, and SQLite, use
-    multi-row VALUES (``_insert_values``). Both store the same values, as the ORM would (each
-    prepared by its field's ``get_db_prep_save``, which ``_copy_line`` skips only where it would
-    change nothing), and return the same."""
+    On PostgreSQL a batch of more than ``_COPY_ABOVE`` rows is COPYed (``_insert_copied``);
+    smaller batches, and SQLite, use multi-row VALUES (``_insert_values``). Both store the same
+    values, as the ORM would (``crm.copying`` writes each as ``get_db_prep_save`` prepares it),
+    and return the same."""
     if not rows:
         return {}
     fields = [Message._meta.get_field(name) for name in (*COLUMNS, *DEFAULTS)]
     if connection.vendor == "postgresql" and len(rows) > _COPY_ABOVE:
-        return _insert_direct(rows, fields)
+        return _insert_copied(rows, fields)
     return _insert_values(rows, fields)
 
 
@@ -387,17 +391,22 @@ def _insert_values(rows: list[dict], fields: list) -> dict[str, int]:
     return new
 
 
-def _insert_direct(rows: list[dict], fields: list) -> dict[str, int]:
+def _prepared(row: dict, fields: list) -> list:
+    """The row's values as the ORM saves them, in ``fields`` order (``DEFAULTS`` filled in)."""
+    values = {**DEFAULTS, **row}
+    return [f.get_db_prep_save(values[f.attname], connection) for f in fields]
+
+
+def _insert_copied(rows: list[dict], fields: list) -> dict[str, int]:
     """PostgreSQL, a large batch: the rows not stored yet, with ids taken from the table's
-    sequence, COPYed straight into the table, in a savepoint. Should another transaction store
-    one of them meanwhile (the unique index refuses the COPY), the savepoint is rolled back
-    and ``_insert_copied`` does it with ``ON CONFLICT``. Index upkeep is the same either way;
-    this skips the stage's second write and read of every row (~40% of a batch's time)."""
+    sequence and each quote of a message stored before or earlier in the batch linked, COPYed
+    straight into the table in a savepoint. Should another transaction store one of them
+    meanwhile (the unique index refuses the COPY), the savepoint is rolled back and
+    ``_insert_staged`` does it with ``ON CONFLICT``."""
     unique = _first_of_each(rows)
     quotes = {(r["session_id"], r["quoted_provider_id"]) for r in unique if r["quoted_provider_id"]}
     wanted = {(r["session_id"], r["provider_message_id"]) for r in unique} | quotes
-    ops = connection.ops
-    table = ops.quote_name(Message._meta.db_table)
+    table = connection.ops.quote_name(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT m.session_id, m.provider_message_id, m.id FROM {table} m "  # noqa: S608 - the name from the model
@@ -406,36 +415,31 @@ def _insert_direct(rows: list[dict], fields: list) -> dict[str, int]:
             [[session for session, _pid in wanted], [pid for _session, pid in wanted]],
         )
         known = {(session, pid): pk for session, pid, pk in cursor.fetchall()}
-        fresh = [r for r in unique if (r["session_id"], r["provider_message_id"]) not in known]
-        if not fresh:
-            return {}
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [Message._meta.db_table, len(fresh)],
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
-        known.update(
-            ((r["session_id"], r["provider_message_id"]), pk)
-            for pk, r in zip(ids, fresh, strict=True)
-        )
-        # A quote of a message stored before or earlier in this batch is linked as it is written.
-        quoted_ids = [known.get((r["session_id"], r["quoted_provider_id"])) for r in fresh]
-        pk, quoted = Message._meta.pk, Message._meta.get_field("quoted")
-        names = ", ".join(ops.quote_name(f.column) for f in [pk, quoted, *fields])
-        try:
-            lines = _copy_lines(fresh, _copy_plan(fields), ids, quoted_ids)
-            with (
-                transaction.atomic(),
-                connection.wrap_database_errors,
-                cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-            ):
-                for start in range(0, len(lines), 500):
-                    copy.write("".join(lines[start : start + 500]))
-        except IntegrityError:
-            return _insert_copied(fresh, fields)
-    for row, quoted_id in zip(fresh, quoted_ids, strict=True):
-        row["quoted_id"] = quoted_id  # linked: nothing left for ``_link_quotes``
+    fresh = [r for r in unique if (r["session_id"], r["provider_message_id"]) not in known]
+    if not fresh:
+        return {}
+    ids = copying.take_ids(Message, len(fresh))
+    known.update(
+        ((r["session_id"], r["provider_message_id"]), pk) for pk, r in zip(ids, fresh, strict=True)
+    )
+    for pk, row in zip(ids, fresh, strict=True):
+        row["id"] = pk
+        row["quoted_id"] = known.get((row["session_id"], row["quoted_provider_id"]))
+    try:
+        with transaction.atomic():
+            copying.copy(
+                Message._meta.db_table,
+                [Message._meta.pk, _QUOTED, *fields],
+                fresh,
+            )
+    except IntegrityError:
+        for row in fresh:
+            del row["id"], row["quoted_id"]  # not stored: the stage path numbers and links anew
+        return _insert_staged(fresh, fields)
     return {row["provider_message_id"]: pk for pk, row in zip(ids, fresh, strict=True)}
+
+
+_QUOTED = Message._meta.get_field("quoted")
 
 
 def _first_of_each(rows: list[dict]) -> list[dict]:
@@ -450,151 +454,27 @@ def _first_of_each(rows: list[dict]) -> list[dict]:
     return unique
 
 
-def _insert_copied(rows: list[dict], fields: list) -> dict[str, int]:
+def _insert_staged(rows: list[dict], fields: list) -> dict[str, int]:
     """PostgreSQL: COPY the rows into ``_STAGE`` (a temporary table: no WAL, no index), then one
     ``INSERT … SELECT … ON CONFLICT DO NOTHING`` that also empties the stage, so the next call
-    in the same transaction starts from an empty one. A provider id repeated in ``rows`` is
-    dropped here, keeping the first, as VALUES would (no order to rely on in the SELECT)."""
+    in the same transaction starts from an empty one."""
     ops = connection.ops
     table = ops.quote_name(Message._meta.db_table)
     names = ", ".join(ops.quote_name(f.column) for f in fields)
-    unique = _first_of_each(rows)
+    unique = [{**DEFAULTS, **row} for row in _first_of_each(rows)]
     # Autocommit would empty the stage (ON COMMIT DELETE ROWS) between COPY and INSERT.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         columns = ", ".join(f"{ops.quote_name(f.column)} {f.db_type(connection)}" for f in fields)
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ({columns}) ON COMMIT DELETE ROWS"
         )
-        with (
-            connection.wrap_database_errors,
-            cursor.cursor.copy(f"COPY {_STAGE} ({names}) FROM STDIN") as copy,
-        ):
-            lines = _copy_lines(unique, _copy_plan(fields))
-            for start in range(0, len(lines), 500):
-                copy.write("".join(lines[start : start + 500]))
+        copying.copy(_STAGE, fields, unique)
         cursor.execute(
             f"WITH staged AS (DELETE FROM {_STAGE} RETURNING {names}) "  # noqa: S608 - names from the model
             f"INSERT INTO {table} ({names}) SELECT {names} FROM staged "
             f"{_ON_CONFLICT} RETURNING id, provider_message_id"
         )
         return {pid: pk for pk, pid in cursor.fetchall()}
-
-
-def _prepared(row: dict, fields: list) -> list:
-    """The row's values as the ORM saves them, in ``fields`` order (``DEFAULTS`` filled in)."""
-    values = {**DEFAULTS, **row}
-    return [f.get_db_prep_save(values[f.attname], connection) for f in fields]
-
-
-# COPY's text format, written here rather than value by value through psycopg (a fifth of the
-# time): columns split by a tab, rows by a newline, NULL as ``\\N``, and in a value a backslash,
-# tab, newline or carriage return escaped.
-_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_SPECIAL = re.compile(r"[\\\t\n\r]")
-_KINDS = {
-    "CharField": "text",
-    "TextField": "text",
-    "BigAutoField": "int",
-    "AutoField": "int",
-    "BigIntegerField": "int",
-    "IntegerField": "int",
-    "SmallIntegerField": "int",
-    "PositiveBigIntegerField": "int",
-    "PositiveIntegerField": "int",
-    "PositiveSmallIntegerField": "int",
-    "BooleanField": "bool",
-    "UUIDField": "uuid",
-    "DateTimeField": "datetime",
-    "JSONField": "json",
-}
-_REQUIRED = object()
-
-
-def _copy_plan(fields: list) -> list[tuple]:
-    """Per field: (attname, default or ``_REQUIRED``, kind by its column type (a foreign key's
-    is its target's), the JSON dumps Django's PostgreSQL backend gives psycopg's ``Jsonb``
-    (``adapt_json_value``), field)."""
-    plan = []
-    for f in fields:
-        kind = _KINDS.get((f.target_field if f.is_relation else f).get_internal_type(), "")
-        dumps = partial(json.dumps, cls=f.encoder) if kind == "json" and f.encoder else json.dumps
-        plan.append((f.attname, DEFAULTS.get(f.attname, _REQUIRED), kind, dumps, f))
-    return plan
-
-
-def _copy_lines(rows: list[dict], plan: list[tuple], *leading: list) -> list[str]:
-    """The rows as lines of COPY text, each value as ``_prepared`` stores it, after the
-    ``leading`` columns (lists of ints or None, one value per row: ids). Column by column: a
-    column whose values are all of the type its field passes unchanged (text, int, bool, UUID,
-    an aware datetime, a dict or list as the JSON text the ORM sends) is written by one
-    comprehension; any other value is prepared by its field (~5 µs a row in all, where
-    ``_prepared`` costs ~85)."""
-    columns = [["\\N" if v is None else str(int(v)) for v in values] for values in leading]
-    for name, default, kind, dumps, f in plan:
-        if default is _REQUIRED:
-            values = [row[name] for row in rows]
-        else:
-            values = [row.get(name, default) for row in rows]
-        columns.append(_column_text(values, kind, dumps, f))
-    return ["\t".join(line) + "\n" for line in zip(*columns, strict=True)]
-
-
-def _column_text(values: list, kind: str, dumps, f) -> list[str]:
-    null = "\\N"
-    if kind == "text" and all(v is None or isinstance(v, str) for v in values):  # choices: str
-        special = _SPECIAL.search
-        return [null if v is None else v.translate(_ESCAPE) if special(v) else v for v in values]
-    if kind == "int" and all(v is None or type(v) is int for v in values):
-        return [null if v is None else str(v) for v in values]
-    if kind == "bool" and all(type(v) is bool for v in values):
-        return ["t" if v else "f" for v in values]
-    if kind == "datetime" and all(v is None or _aware(v) for v in values):
-        seen: dict[dt.datetime, str] = {}  # a batch's rows share their created_at
-        return [
-            null if v is None else seen.get(v) or seen.setdefault(v, v.isoformat()) for v in values
-        ]
-    if kind == "uuid" and all(type(v) is uuid.UUID for v in values):
-        return [str(v) for v in values]
-    if kind == "json" and all(type(v) in (dict, list) for v in values):
-        return [
-            dumps(v).translate(_ESCAPE) if v else "{}" if type(v) is dict else "[]" for v in values
-        ]
-    return [_value_text(v, kind, dumps, f) for v in values]
-
-
-def _aware(value) -> bool:
-    return type(value) is dt.datetime and value.utcoffset() is not None
-
-
-def _value_text(value, kind: str, dumps, f) -> str:
-    if value is None:
-        return "\\N"
-    if kind == "text" and isinstance(value, str):
-        return value.translate(_ESCAPE)
-    if kind == "int" and type(value) is int:
-        return str(value)
-    if kind == "bool" and type(value) is bool:
-        return "t" if value else "f"
-    if kind == "json" and type(value) in (dict, list):
-        return dumps(value).translate(_ESCAPE) if value else "{}" if type(value) is dict else "[]"
-    if kind == "datetime" and _aware(value):
-        return value.isoformat()
-    return _copy_text(f.get_db_prep_save(value, connection), dumps)
-
-
-def _copy_text(value: object, dumps=json.dumps) -> str:
-    """A value prepared for the database, as COPY text."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, Jsonb):
-        return dumps(value.obj).translate(_ESCAPE)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, int | float | Decimal | uuid.UUID | str):
-        return str(value).translate(_ESCAPE)
-    raise TypeError(f"no COPY text for {type(value).__name__}")
 
 
 def _link_quotes(session: WhatsAppSession, ids: list[int]) -> None:

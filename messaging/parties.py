@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tenancy import scoped
+from crm import copying
 from messaging.models import Chat, ChatKind, Contact, ContactIdentity, IdentityKind
 from messaging.services.contacts import contact_search_terms, search_text_rebuild
 from messaging.text import InvalidPhone, normalize_phone, search_text
@@ -55,8 +57,9 @@ def pairs_of(party: Party) -> list[Pair]:
 def _held(organization: Organization, pairs: Iterable[Pair]) -> dict[Pair, int]:
     pairs = list(set(pairs))
     held: dict[Pair, int] = {}
-    for start in range(0, len(pairs), 500):
-        chunk = pairs[start : start + 500]
+    step = in_list_size()
+    for start in range(0, len(pairs), step):
+        chunk = pairs[start : start + step]
         by_kind: dict[str, list[str]] = {}
         for kind, value in chunk:
             by_kind.setdefault(kind, []).append(value)
@@ -135,18 +138,45 @@ def _create(
         return
     for contact, pairs in people:
         contact.search_text = search_text(contact_search_terms(contact, (), pairs))
-    Contact.objects.bulk_create([contact for contact, _pairs in people], batch_size=1000)
-    ContactIdentity.objects.bulk_create(
-        [
-            ContactIdentity(organization=organization, contact=contact, kind=kind, value=value)
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        contact_ids = copying.insert(
+            Contact, [_values(contact, _CONTACT_FIELDS) for contact, _pairs in people], now
+        )
+        for (contact, _pairs), pk in zip(people, contact_ids, strict=True):
+            contact.pk = pk
+        identities = [
+            {"organization_id": organization.pk, "contact_id": contact.pk, "kind": k, "value": v}
             for contact, pairs in people
-            for kind, value in pairs
-        ],
-        batch_size=1000,
-    )
+            for k, v in pairs
+        ]
+        copying.insert(ContactIdentity, identities, now, ids=False)
+    else:
+        Contact.objects.bulk_create([contact for contact, _pairs in people], batch_size=1000)
+        ContactIdentity.objects.bulk_create(
+            [
+                ContactIdentity(organization=organization, contact=contact, kind=kind, value=value)
+                for contact, pairs in people
+                for kind, value in pairs
+            ],
+            batch_size=1000,
+        )
     for contact, pairs in people:
         for pair in pairs:
             held[pair] = contact.pk
+
+
+_CONTACT_FIELDS = [  # what a new Contact instance holds (the times are set when written)
+    f.attname
+    for f in Contact._meta.concrete_fields
+    if not f.primary_key
+    and not getattr(f, "auto_now", False)
+    and not getattr(f, "auto_now_add", False)
+]
+
+
+def _values(instance, names: list[str]) -> dict:
+    return {name: getattr(instance, name) for name in names}
 
 
 def _add_identities(
@@ -207,43 +237,70 @@ def _take_names(organization: Organization, found: dict[Party, int | None]) -> N
 ChatKey = tuple[str, object]  # ("direct", contact id) or ("group", group JID)
 
 
-def chats_for(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[ChatKey, Chat]:
-    """The session's chat for each key (created if new); ``keys`` maps a key to the JID to send
-    to. Returns chats with id, kind, contact_id and jid loaded."""
+def chat_ids_for(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[ChatKey, int]:
+    """The id of the session's chat for each key (created if new); ``keys`` maps a key to the
+    JID to send to."""
     if not keys:
         return {}
-    chats = _chats(session, keys)
-    missing = [key for key in keys if key not in chats]
-    if missing:
-        Chat.objects.bulk_create(
-            [
-                Chat(
-                    organization_id=session.organization_id,
-                    session=session,
-                    kind=ChatKind.DIRECT if kind == "direct" else ChatKind.GROUP,
-                    contact_id=ref if kind == "direct" else None,
-                    jid=(keys[(kind, ref)] if kind == "direct" else str(ref))[:128],
-                )
-                for kind, ref in missing
-            ],
-            ignore_conflicts=True,  # another worker made it meanwhile: read it back below
-            batch_size=1000,
-        )
-        chats.update(_chats(session, {key: keys[key] for key in missing}))
-    return chats
+    ids = _chat_ids(session, keys)
+    missing = {key: keys[key] for key in keys if key not in ids}
+    if not missing:
+        return ids
+    new = [
+        {
+            "organization_id": session.organization_id,
+            "session_id": session.pk,
+            "kind": ChatKind.DIRECT if kind == "direct" else ChatKind.GROUP,
+            "contact_id": ref if kind == "direct" else None,
+            "jid": (jid if kind == "direct" else str(ref))[:128],
+        }
+        for (kind, ref), jid in missing.items()
+    ]
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic():
+                pks = copying.insert(Chat, new, timezone.now())
+        except IntegrityError:  # another worker made one meanwhile: theirs, read back below
+            pass
+        else:
+            return {**ids, **dict(zip(missing, pks, strict=True))}
+    Chat.objects.bulk_create([Chat(**row) for row in new], ignore_conflicts=True, batch_size=1000)
+    ids.update(_chat_ids(session, missing))
+    return ids
 
 
-def _chats(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[ChatKey, Chat]:
+def chats_for(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[ChatKey, Chat]:
+    """``chat_ids_for``, as chats with id, kind, contact_id, jid and name loaded."""
+    ids = chat_ids_for(session, keys)
+    chats = Chat.objects.filter(session=session).only("id", "kind", "contact_id", "jid", "name")
+    by_id = {chat.pk: chat for chat in chats.filter(pk__in=list(ids.values()))}
+    return {key: by_id[pk] for key, pk in ids.items()}
+
+
+def _chat_ids(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[ChatKey, int]:
     contact_ids = [ref for kind, ref in keys if kind == "direct"]
     jids = [ref for kind, ref in keys if kind != "direct"]
-    found: dict[ChatKey, Chat] = {}
-    base = Chat.objects.filter(session=session).only("id", "kind", "contact_id", "jid", "name")
-    for start in range(0, len(contact_ids), 1000):
-        for chat in base.filter(
-            kind=ChatKind.DIRECT, contact_id__in=contact_ids[start : start + 1000]
-        ):
-            found[("direct", chat.contact_id)] = chat
-    for start in range(0, len(jids), 1000):
-        for chat in base.exclude(kind=ChatKind.DIRECT).filter(jid__in=jids[start : start + 1000]):
-            found[("group", chat.jid)] = chat
+    found: dict[ChatKey, int] = {}
+    chats = Chat.objects.filter(session=session)
+    step = in_list_size()
+    for start in range(0, len(contact_ids), step):
+        found.update(
+            (("direct", contact_id), pk)
+            for pk, contact_id in chats.filter(
+                kind=ChatKind.DIRECT, contact_id__in=contact_ids[start : start + step]
+            ).values_list("id", "contact_id")
+        )
+    for start in range(0, len(jids), step):
+        found.update(
+            (("group", jid), pk)
+            for pk, jid in chats.exclude(kind=ChatKind.DIRECT)
+            .filter(jid__in=jids[start : start + step])
+            .values_list("id", "jid")
+        )
     return found
+
+
+def in_list_size() -> int:
+    """Values per ``IN (…)`` list: one statement for a whole batch on PostgreSQL; SQLite takes
+    fewer parameters a statement."""
+    return 10_000 if connection.vendor == "postgresql" else 500

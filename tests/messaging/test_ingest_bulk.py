@@ -13,6 +13,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from crm import copying
 from messaging import ingest, parties
 from messaging.models import (
     Chat,
@@ -225,7 +226,7 @@ def raw_rows(session, chat, contact_id, size=250) -> list[dict]:
                 error_code="E\\1",
                 media_key=f"1/2/{n}.jpg",
             )
-        rows.append(row)
+        rows.append({**ingest.DEFAULTS, **row})  # every column, as ``ingest._row`` gives them
     rows.append({**rows[5], "uuid": uuid.uuid4(), "body": "a repeat: never stored"})
     return rows
 
@@ -260,8 +261,8 @@ def test_copy_stage_and_values_store_the_same_rows_and_return_the_same(cast):
     VALUES) store every column alike, and skip the same conflicts and repeats."""
     sessions, results = {}, {}
     for name, insert in (
-        ("direct", ingest._insert_direct),
-        ("staged", ingest._insert_copied),
+        ("direct", ingest._insert_copied),
+        ("staged", ingest._insert_staged),
         ("values", ingest._insert_values),
     ):
         session, rows = stage_for(cast, name)
@@ -322,18 +323,18 @@ def test_a_batch_racing_another_writer_for_the_same_message_stores_each_once(cas
     thread = threading.Thread(target=other_writer)
     thread.start()
     assert holding.wait(30)
-    original = ingest._copy_lines
+    original = copying.take_ids
 
-    def copy_lines_then_let_them_commit(*args, **kwargs):
-        go.set()  # they commit while this COPY waits on their row
+    def take_ids_then_let_them_commit(*args, **kwargs):
+        go.set()  # they commit after this batch looked for what is stored
         return original(*args, **kwargs)
 
-    ingest._copy_lines = copy_lines_then_let_them_commit
+    copying.take_ids = take_ids_then_let_them_commit
     try:
         with transaction.atomic(), CaptureQueriesContext(connection) as queries:
             new = ingest._insert(rows)
     finally:
-        ingest._copy_lines = original
+        copying.take_ids = original
         go.set()
         thread.join()
 
