@@ -454,6 +454,24 @@ def test_odd_messages_are_kept_not_dropped(cast):
     assert Message.objects.filter(provider_message_id__startswith="parley:").count() == 1
 
 
+@pytest.mark.parametrize("size", [1, 300])  # VALUES, and COPY
+def test_a_nul_character_from_the_provider_is_kept_visibly_not_a_failed_delivery(cast, size):
+    session = make_session(cast)
+    nul = [
+        dataclasses.replace(
+            text(n),
+            body=f"before\x00after {n}",
+            location={"name": "a\x00b"} if n == 0 else None,
+        )
+        for n in range(size)
+    ]
+    apply(session, ev.HistoryBatch(messages=nul, progress=100))
+    first = Message.objects.get(provider_message_id="M0")
+    assert first.body == "before\ufffdafter 0"
+    assert first.data == {"location": {"name": "a\ufffdb"}}
+    assert Message.objects.count() == size
+
+
 def test_a_receipt_for_an_unknown_status_changes_nothing(cast):
     session = make_session(cast)
     apply(session, text(1, from_me=True))
