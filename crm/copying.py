@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import partial
+from itertools import islice
 
 from django.db import connection
 from django.db.models import Field, Model
@@ -111,18 +112,20 @@ def _sequence(model: type[Model]) -> str:
 _SEQUENCES: dict[str, str] = {}
 
 
-def copy(table: str, fields: Sequence[Field], rows: list[dict]) -> None:
-    """COPY ``rows`` (each holding every field of ``fields``) into ``table``."""
+def copy(table: str, fields: Sequence[Field], rows: Iterable[dict]) -> None:
+    """COPY ``rows`` (each holding every field of ``fields``) into ``table``. ``rows`` may be
+    made as they are asked for: each slice is made while the server stores the one before."""
     ops = connection.ops
     names = ", ".join(ops.quote_name(f.column) for f in fields)
     plan = _plan(fields)
+    rows = iter(rows)
     with (
         connection.cursor() as cursor,
         connection.wrap_database_errors,
         cursor.cursor.copy(f"COPY {ops.quote_name(table)} ({names}) FROM STDIN") as stream,
     ):
-        for start in range(0, len(rows), SLICE):
-            stream.write("".join(_lines(rows[start : start + SLICE], plan)))
+        while chunk := list(islice(rows, SLICE)):
+            stream.write("".join(_lines(chunk, plan)))
 
 
 def lines(rows: list[dict], fields: Sequence[Field]) -> list[str]:

@@ -196,15 +196,17 @@ def _messages(
         key_of[m.provider_message_id] = key
     chats = parties.chat_ids_for(session, keys)
     now = timezone.now()
-    rows = [
-        _row(session, m, chats[key_of[m.provider_message_id]], known, history, now)
-        for m in messages
-        if m.provider_message_id in key_of
-    ]
-    new = _insert(rows)
-    if not new:
+
+    def row_of(m: ev.MessageUpserted) -> dict:
+        return _row(session, m, chats[key_of[m.provider_message_id]], known, history, now)
+
+    def keys_of(m: ev.MessageUpserted) -> tuple[int, str, str]:
+        return session.pk, m.provider_message_id[:128], (m.quoted_id or "")[:128]
+
+    fresh = _insert_made([m for m in messages if m.provider_message_id in key_of], row_of, keys_of)
+    if not fresh:
         return
-    fresh = [row for row in rows if row["provider_message_id"] in new]
+    new = {row["provider_message_id"]: row["id"] for row in fresh}
     _link_quotes(
         session,
         [
@@ -350,18 +352,29 @@ DEFAULTS = {
 
 def _insert(rows: list[dict]) -> dict[str, int]:
     """Insert the rows that are new: ``{provider_message_id: id}`` of those. A provider id the
-    session holds already, or one repeated earlier in ``rows``, is skipped (the first wins).
+    session holds already, or one repeated earlier in ``rows``, is skipped (the first wins)."""
+    return {row["provider_message_id"]: row["id"] for row in _insert_made(rows, dict, _row_keys)}
 
-    On PostgreSQL a batch of more than ``_COPY_ABOVE`` rows is COPYed (``_insert_copied``);
-    smaller batches, and SQLite, use multi-row VALUES (``_insert_values``). Both store the same
-    values, as the ORM would (``crm.copying`` writes each as ``get_db_prep_save`` prepares it),
-    and return the same."""
-    if not rows:
-        return {}
-    fields = [Message._meta.get_field(name) for name in (*COLUMNS, *DEFAULTS)]
-    if connection.vendor == "postgresql" and len(rows) > _COPY_ABOVE:
-        return _insert_copied(rows, fields)
-    return _insert_values(rows, fields)
+
+def _insert_made(items: list, make, keys) -> list[dict]:
+    """Insert the message rows ``make`` makes of ``items`` (messages, or rows) that are new;
+    returns those rows, each with its ``id``. ``keys`` tells an item's (session id, provider
+    id, quoted provider id) as its row will hold them.
+
+    On PostgreSQL a batch of more than ``_COPY_ABOVE`` is COPYed (``_insert_copied``), each row
+    made as the one before is on its way; smaller batches, and SQLite, use multi-row VALUES
+    (``_insert_values``). Both store the same values, as the ORM would (``crm.copying`` writes
+    each as ``get_db_prep_save`` prepares it)."""
+    if not items:
+        return []
+    if connection.vendor == "postgresql" and len(items) > _COPY_ABOVE:
+        return _insert_copied(items, make, keys, _FIELDS)
+    rows = [make(item) for item in items]
+    new = _insert_values(rows, _FIELDS)
+    stored = [row for row in _first_of_each(rows) if row["provider_message_id"] in new]
+    for row in stored:
+        row["id"] = new[row["provider_message_id"]]
+    return stored
 
 
 _COPY_ABOVE = 200  # rows; below that a COPY's extra statements cost more than they save
@@ -397,15 +410,20 @@ def _prepared(row: dict, fields: list) -> list:
     return [f.get_db_prep_save(values[f.attname], connection) for f in fields]
 
 
-def _insert_copied(rows: list[dict], fields: list) -> dict[str, int]:
+def _insert_copied(items: list, make, keys, fields: list) -> list[dict]:
     """PostgreSQL, a large batch: the rows not stored yet, with ids taken from the table's
     sequence and each quote of a message stored before or earlier in the batch linked, COPYed
-    straight into the table in a savepoint. Should another transaction store one of them
-    meanwhile (the unique index refuses the COPY), the savepoint is rolled back and
-    ``_insert_staged`` does it with ``ON CONFLICT``."""
-    unique = _first_of_each(rows)
-    quotes = {(r["session_id"], r["quoted_provider_id"]) for r in unique if r["quoted_provider_id"]}
-    wanted = {(r["session_id"], r["provider_message_id"]) for r in unique} | quotes
+    straight into the table in a savepoint, each made (``make``) while the server stores the
+    slice before. Should another transaction store one of them meanwhile (the unique index
+    refuses the COPY), the savepoint is rolled back and ``_insert_staged`` does it with
+    ``ON CONFLICT``."""
+    seen: set[tuple] = set()
+    unique = []  # (item, (session id, provider id, quoted provider id)), the first of each
+    for item, key in zip(items, map(keys, items), strict=True):
+        if key[:2] not in seen:
+            seen.add(key[:2])
+            unique.append((item, key))
+    wanted = {key[:2] for key in seen} | {(s, q) for _i, (s, _p, q) in unique if q}
     table = connection.ops.quote_name(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -415,31 +433,41 @@ def _insert_copied(rows: list[dict], fields: list) -> dict[str, int]:
             [[session for session, _pid in wanted], [pid for _session, pid in wanted]],
         )
         known = {(session, pid): pk for session, pid, pk in cursor.fetchall()}
-    fresh = [r for r in unique if (r["session_id"], r["provider_message_id"]) not in known]
+    fresh = [(item, key) for item, key in unique if key[:2] not in known]
     if not fresh:
-        return {}
+        return []
     ids = copying.take_ids(Message, len(fresh))
-    known.update(
-        ((r["session_id"], r["provider_message_id"]), pk) for pk, r in zip(ids, fresh, strict=True)
-    )
-    for pk, row in zip(ids, fresh, strict=True):
-        row["id"] = pk
-        row["quoted_id"] = known.get((row["session_id"], row["quoted_provider_id"]))
+    known.update((key[:2], pk) for pk, (_item, key) in zip(ids, fresh, strict=True))
+    made: list[dict] = []
+
+    def rows():
+        for pk, (item, (session, _pid, quoted)) in zip(ids, fresh, strict=True):
+            row = make(item)
+            row["id"], row["quoted_id"] = pk, known.get((session, quoted)) if quoted else None
+            made.append(row)
+            yield row
+
     try:
         with transaction.atomic():
-            copying.copy(
-                Message._meta.db_table,
-                [Message._meta.pk, _QUOTED, *fields],
-                fresh,
-            )
+            copying.copy(Message._meta.db_table, [Message._meta.pk, _QUOTED, *fields], rows())
     except IntegrityError:
-        for row in fresh:
-            del row["id"], row["quoted_id"]  # not stored: the stage path numbers and links anew
-        return _insert_staged(fresh, fields)
-    return {row["provider_message_id"]: pk for pk, row in zip(ids, fresh, strict=True)}
+        made.extend(make(item) for item, _key in fresh[len(made) :])
+        for row in made:
+            row.pop("id", None), row.pop("quoted_id", None)  # the stage numbers and links anew
+        new = _insert_staged(made, fields)
+        stored = [row for row in made if row["provider_message_id"] in new]
+        for row in stored:
+            row["id"] = new[row["provider_message_id"]]
+        return stored
+    return made
+
+
+def _row_keys(row: dict) -> tuple[int, str, str]:
+    return row["session_id"], row["provider_message_id"], row["quoted_provider_id"]
 
 
 _QUOTED = Message._meta.get_field("quoted")
+_FIELDS = [Message._meta.get_field(name) for name in (*COLUMNS, *DEFAULTS)]
 
 
 def _first_of_each(rows: list[dict]) -> list[dict]:
