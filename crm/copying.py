@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import partial
 from itertools import islice
+from types import NoneType
 
 from django.db import connection
 from django.db.models import Field, Model
@@ -153,21 +154,29 @@ def _lines(rows: list[dict], plan: list[tuple]) -> list[str]:
 
 
 def _column(values: list, kind: str, dumps, f: Field) -> list[str]:
-    if kind == "text" and all(v is None or isinstance(v, str) for v in values):  # choices: str
+    types = set(map(type, values))
+    nullable = types - {NoneType}
+    if kind == "text" and all(issubclass(t, str) for t in nullable):  # choices: str subclasses
         special = _SPECIAL.search
-        return [NULL if v is None else v.translate(_ESCAPE) if special(v) else v for v in values]
-    if kind == "int" and all(v is None or type(v) is int for v in values):
+        if special("".join(v for v in values if v)):  # one search for the column, usually
+            return [NULL if v is None else v.translate(_ESCAPE) if special(v) else v for v in values]
+        return [NULL if v is None else v for v in values] if NoneType in types else values
+    if kind == "int" and nullable <= {int}:
         return [NULL if v is None else str(v) for v in values]
-    if kind == "bool" and all(type(v) is bool for v in values):
+    if kind == "bool" and types == {bool}:
         return ["t" if v else "f" for v in values]
-    if kind == "datetime" and all(v is None or _aware(v) for v in values):
+    if (
+        kind == "datetime"
+        and nullable <= {dt.datetime}
+        and all(v is None or v.utcoffset() is not None for v in values)
+    ):
         seen: dict[dt.datetime, str] = {}  # rows written together often share a time
         return [
             NULL if v is None else seen.get(v) or seen.setdefault(v, v.isoformat()) for v in values
         ]
-    if kind == "uuid" and all(type(v) is uuid.UUID for v in values):
+    if kind == "uuid" and types == {uuid.UUID}:
         return [str(v) for v in values]
-    if kind == "json" and all(type(v) in (dict, list) for v in values):
+    if kind == "json" and types <= {dict, list}:
         return [
             dumps(v).translate(_ESCAPE) if v else "{}" if type(v) is dict else "[]" for v in values
         ]

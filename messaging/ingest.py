@@ -357,9 +357,9 @@ def _insert(rows: list[dict]) -> dict[str, int]:
 
 
 def _insert_made(items: list, make, keys) -> list[dict]:
-    """Insert the message rows ``make`` makes of ``items`` (messages, or rows) that are new;
-    returns those rows, each with its ``id``. ``keys`` tells an item's (session id, provider
-    id, quoted provider id) as its row will hold them.
+    """Insert the message rows ``make`` makes of ``items`` (messages, or rows; of one session)
+    that are new; returns those rows, each with its ``id``. ``keys`` tells an item's (session
+    id, provider id, quoted provider id) as its row will hold them.
 
     On PostgreSQL a batch of more than ``_COPY_ABOVE`` is COPYed (``_insert_copied``), each row
     made as the one before is on its way; smaller batches, and SQLite, use multi-row VALUES
@@ -417,33 +417,32 @@ def _insert_copied(items: list, make, keys, fields: list) -> list[dict]:
     slice before. Should another transaction store one of them meanwhile (the unique index
     refuses the COPY), the savepoint is rolled back and ``_insert_staged`` does it with
     ``ON CONFLICT``."""
-    seen: set[tuple] = set()
-    unique = []  # (item, (session id, provider id, quoted provider id)), the first of each
-    for item, key in zip(items, map(keys, items), strict=True):
-        if key[:2] not in seen:
-            seen.add(key[:2])
-            unique.append((item, key))
-    wanted = {key[:2] for key in seen} | {(s, q) for _i, (s, _p, q) in unique if q}
+    unique = {}  # provider id → (item, quoted provider id), the first of each
+    session = None
+    for item in items:
+        session, pid, quoted = keys(item)
+        if pid not in unique:
+            unique[pid] = (item, quoted)
+    wanted = list(unique.keys() | {q for _item, q in unique.values() if q})
     table = connection.ops.quote_name(Message._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT m.session_id, m.provider_message_id, m.id FROM {table} m "  # noqa: S608 - the name from the model
-            "JOIN unnest(%s::bigint[], %s::text[]) AS k(session_id, pid) "
-            "ON m.session_id = k.session_id AND m.provider_message_id = k.pid",
-            [[session for session, _pid in wanted], [pid for _session, pid in wanted]],
+            f"SELECT provider_message_id, id FROM {table} "  # noqa: S608 - the name from the model
+            "WHERE session_id = %s AND provider_message_id = ANY(%s)",
+            [session, wanted],
         )
-        known = {(session, pid): pk for session, pid, pk in cursor.fetchall()}
-    fresh = [(item, key) for item, key in unique if key[:2] not in known]
+        known = dict(cursor.fetchall())
+    fresh = [(pid, item, quoted) for pid, (item, quoted) in unique.items() if pid not in known]
     if not fresh:
         return []
     ids = copying.take_ids(Message, len(fresh))
-    known.update((key[:2], pk) for pk, (_item, key) in zip(ids, fresh, strict=True))
+    known.update((pid, pk) for pk, (pid, _item, _quoted) in zip(ids, fresh, strict=True))
     made: list[dict] = []
 
     def rows():
-        for pk, (item, (session, _pid, quoted)) in zip(ids, fresh, strict=True):
+        for pk, (_pid, item, quoted) in zip(ids, fresh, strict=True):
             row = make(item)
-            row["id"], row["quoted_id"] = pk, known.get((session, quoted)) if quoted else None
+            row["id"], row["quoted_id"] = pk, known.get(quoted) if quoted else None
             made.append(row)
             yield row
 
@@ -451,7 +450,7 @@ def _insert_copied(items: list, make, keys, fields: list) -> list[dict]:
         with transaction.atomic():
             copying.copy(Message._meta.db_table, [Message._meta.pk, _QUOTED, *fields], rows())
     except IntegrityError:
-        made.extend(make(item) for item, _key in fresh[len(made) :])
+        made.extend(make(item) for _pid, item, _quoted in fresh[len(made) :])
         for row in made:
             row.pop("id", None), row.pop("quoted_id", None)  # the stage numbers and links anew
         new = _insert_staged(made, fields)
