@@ -86,12 +86,13 @@ def contacts_for(organization: Organization, parties: Iterable[Party]) -> dict[P
     if any(not any(pair in held for pair in pairs) for pairs in wanted.values()):
         _lock_contacts(organization)
         held.update(_held(organization, (pair for pairs in wanted.values() for pair in pairs)))
-        _create(
-            organization, {p: pairs for p, pairs in wanted.items() if not _found(pairs, held)}, held
-        )
+        new = {p: pairs for p, pairs in wanted.items() if not _found(pairs, held)}
+        created = _create(organization, new, held)
+    else:
+        created = set()
     found = {party: _found(pairs, held) for party, pairs in wanted.items()}
     _add_identities(organization, wanted, found, held)
-    _take_names(organization, found)
+    _take_names(organization, {p: pk for p, pk in found.items() if pk not in created})
     return found
 
 
@@ -112,31 +113,29 @@ def _lock_contacts(organization: Organization) -> None:
 
 def _create(
     organization: Organization, parties: dict[Party, list[Pair]], held: dict[Pair, int]
-) -> None:
+) -> set[int]:
     """One contact per new person (parties sharing an identity are one person), written with
-    its search text: nothing else names a contact made here yet."""
+    its names (the last WhatsApp gave, as ``_take_names`` would take them) and its search text:
+    nothing else names a contact made here yet. Returns their ids."""
     people: list[tuple[Contact, list[Pair]]] = []  # each new contact, the identities it holds
     claimed: dict[Pair, int] = {}  # → its index in ``people``
     for party, pairs in parties.items():
         same = next((claimed[pair] for pair in pairs if pair in claimed), None)
         if same is None:
             phone = next((v for k, v in pairs if k == IdentityKind.PHONE), None)
-            contact = Contact(
-                organization=organization,
-                phone=phone,
-                notify_name=party.name[:200],
-                verified_name=party.verified_name[:200],
-            )
-            contact.display_name = contact.compute_display_name()
             same = len(people)
-            people.append((contact, []))
+            people.append((Contact(organization=organization, phone=phone), []))
+        contact = people[same][0]
+        contact.notify_name = party.name[:200] or contact.notify_name
+        contact.verified_name = party.verified_name[:200] or contact.verified_name
         for pair in pairs:
             if pair not in claimed:
                 claimed[pair] = same
                 people[same][1].append(pair)
     if not people:
-        return
+        return set()
     for contact, pairs in people:
+        contact.display_name = contact.compute_display_name()
         contact.search_text = search_text(contact_search_terms(contact, (), pairs))
     if connection.vendor == "postgresql":
         now = timezone.now()
@@ -164,6 +163,7 @@ def _create(
     for contact, pairs in people:
         for pair in pairs:
             held[pair] = contact.pk
+    return {contact.pk for contact, _pairs in people}
 
 
 _CONTACT_FIELDS = [  # what a new Contact instance holds (the times are set when written)

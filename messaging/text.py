@@ -84,7 +84,8 @@ def normalize_phone(raw: str, *, default_country: str) -> str:
             )
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(number) or phonenumbers.is_possible_number(number):
+        # The cheap length check first: the same answer, and most numbers are possible.
+        if phonenumbers.is_possible_number(number) or phonenumbers.is_valid_number(number):
             return f"{number.country_code}{number.national_number}"
     raise InvalidPhone(f"“{raw}” is not a phone number we can read (country {default_country}).")
 
