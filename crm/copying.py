@@ -159,7 +159,9 @@ def _column(values: list, kind: str, dumps, f: Field) -> list[str]:
     if kind == "text" and all(issubclass(t, str) for t in nullable):  # choices: str subclasses
         special = _SPECIAL.search
         if special("".join(v for v in values if v)):  # one search for the column, usually
-            return [NULL if v is None else v.translate(_ESCAPE) if special(v) else v for v in values]
+            return [
+                NULL if v is None else v.translate(_ESCAPE) if special(v) else v for v in values
+            ]
         return [NULL if v is None else v for v in values] if NoneType in types else values
     if kind == "int" and nullable <= {int}:
         return [NULL if v is None else str(v) for v in values]

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from crm import copying
 from crm import events as bus
+from crm.collector import collector_paused
 from messaging import parties
 from messaging.models import (
     STATUS_RANK,
@@ -104,7 +105,8 @@ def apply(session: WhatsAppSession, events: Iterable[ev.Event]) -> Applied:
         if isinstance(event, ev.HistoryBatch):
             history = [m for m in event.messages if isinstance(m, ev.MessageUpserted)]
             for start in range(0, len(history), BATCH):
-                _messages(session, history[start : start + BATCH], applied, history=True)
+                with collector_paused():  # thousands of short-lived rows (crm/collector.py)
+                    _messages(session, history[start : start + BATCH], applied, history=True)
                 bus.publish_on_commit(
                     HISTORY_PROGRESS,
                     organization_id=session.organization_id,

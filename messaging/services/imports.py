@@ -21,7 +21,6 @@ import collections
 import contextlib
 import csv
 import datetime as dt
-import gc
 import io
 import json
 import logging
@@ -47,6 +46,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from accounts.tenancy import scoped
+from crm.collector import collector_paused
 from crm.errors import ApplicationError
 from crm.live import org_group, push
 from messaging.models import (
@@ -1436,38 +1436,6 @@ class _Writers:
         return result
 
 
-class _CollectorPause:
-    """The cyclic garbage collector, paused while imports run (``_collector_paused``).
-
-    An import keeps a few batches of small, acyclic row objects alive for a moment each; the
-    collector would walk them again and again (a fifth of the CPU of a 100k-row run). Reference
-    counting frees them all the same. The collector is process-wide, so pauses are counted: the
-    last import to finish resumes it, if it was running before the first began."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.count = 0
-        self.resume = False
-
-    @contextlib.contextmanager
-    def __call__(self):
-        with self.lock:
-            if self.count == 0:
-                self.resume = gc.isenabled()
-                gc.disable()
-            self.count += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.count -= 1
-                if self.count == 0 and self.resume:
-                    gc.enable()
-
-
-_collector_paused = _CollectorPause()
-
-
 class _Runner:
     def __init__(self, job: ImportJob):
         self.job = job
@@ -1492,7 +1460,7 @@ class _Runner:
         # file order, exactly as if read inline: a broken record is reported (and counted) with
         # the batch it was read with. On PostgreSQL, batches that only create contacts are written
         # by parallel writers (``_Writers``), committed in file order.
-        with _collector_paused():
+        with collector_paused():
             self._run()
         self.save_report()
 

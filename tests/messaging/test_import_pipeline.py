@@ -18,6 +18,7 @@ from django.db import IntegrityError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crm.collector import collector_paused
 from messaging.models import Contact, ContactIdentity, ContactTag, ImportJob, JobState
 from messaging.services import contacts as contact_services
 from messaging.services import imports
@@ -150,14 +151,14 @@ def test_the_collector_is_paused_during_a_run_and_resumed_after(cast, monkeypatc
 
 
 def test_collector_pauses_nest_and_leave_a_disabled_collector_disabled():
-    with imports._collector_paused():
-        with imports._collector_paused():
+    with collector_paused():
+        with collector_paused():
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
     gc.disable()
     try:
-        with imports._collector_paused():
+        with collector_paused():
             pass
         assert not gc.isenabled()
     finally:
