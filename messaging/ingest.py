@@ -199,11 +199,14 @@ def _messages(
     chats = parties.chat_ids_for(session, keys)
     now = timezone.now()
 
+    organization_id, session_id = session.organization_id, session.pk
+
     def row_of(m: ev.MessageUpserted) -> dict:
-        return _row(session, m, chats[key_of[m.provider_message_id]], known, history, now)
+        chat_id = chats[key_of[m.provider_message_id]]
+        return _row(organization_id, session_id, m, chat_id, known, history, now)
 
     def keys_of(m: ev.MessageUpserted) -> tuple[int, str, str]:
-        return session.pk, m.provider_message_id[:128], (m.quoted_id or "")[:128]
+        return session_id, m.provider_message_id[:128], (m.quoted_id or "")[:128]
 
     fresh = _insert_made([m for m in messages if m.provider_message_id in key_of], row_of, keys_of)
     if not fresh:
@@ -234,7 +237,8 @@ def _messages(
 
 
 def _row(
-    session: WhatsAppSession,
+    organization_id: int,
+    session_id: int,
     m: ev.MessageUpserted,
     chat_id: int,
     known: dict[ev.Party, int],
@@ -251,15 +255,16 @@ def _row(
     if m.forwarded:
         data["forwarded"] = True
     media = {k: v for k, v in vars(m.media).items() if v} if m.media else {}
-    sender = m.sender if not m.from_me else None
+    out = m.from_me
+    sender = None if out else m.sender
     return _without_nul(
         {
-            "organization_id": session.organization_id,
+            "organization_id": organization_id,
             "uuid": uuid.uuid4(),
-            "session_id": session.pk,
+            "session_id": session_id,
             "chat_id": chat_id,
             "provider_message_id": m.provider_message_id[:128],
-            "direction": Direction.OUT if m.from_me else Direction.IN,
+            "direction": _OUT if out else _IN,
             "sender_id": known.get(sender) if sender else None,
             "sender_jid": ((sender.jid or sender.lid or sender.wa_id or "") if sender else "")[
                 :128
@@ -270,16 +275,21 @@ def _row(
             "caption": m.caption,
             "data": data,
             "media": media,
-            "media_state": MediaState.PENDING if media else MediaState.NONE,
+            "media_state": _MEDIA_PENDING if media else _NO_MEDIA,
             "quoted_provider_id": (m.quoted_id or "")[:128],
-            "status": MessageStatus.SENT if m.from_me else MessageStatus.RECEIVED,
-            "sent_at": m.timestamp if m.from_me else None,
+            "status": _SENT if out else _RECEIVED,
+            "sent_at": m.timestamp if out else None,
             "timestamp": m.timestamp,
             "history": history or m.history,
             "created_at": now,
             **DEFAULTS,
         }
     )
+
+
+_IN, _OUT = Direction.IN, Direction.OUT
+_SENT, _RECEIVED = MessageStatus.SENT, MessageStatus.RECEIVED
+_MEDIA_PENDING, _NO_MEDIA = MediaState.PENDING, MediaState.NONE
 
 
 def _without_nul(row: dict) -> dict:
