@@ -32,10 +32,12 @@ from sessions_app.providers.base import (
     Capability,
     Forged,
     InboundRequest,
+    MediaRejected,
     MessageTooLong,
     NetworkError,
     NotAuthorized,
     OutgoingMessage,
+    OutsideWindow,
     Pairing,
     Provider,
     RateLimited,
@@ -51,6 +53,9 @@ FAULTS = {
     "rate_limited": lambda: RateLimited("The simulated phone is rate limited.", retry_after=30),
     "network_error": lambda: NetworkError("The simulated network is down."),
     "recipient_not_found": lambda: RecipientNotFound("That number is not on the simulator."),
+    "outside_window": lambda: OutsideWindow("Over 24 hours since they wrote (simulated)."),
+    "message_too_long": lambda: MessageTooLong("The simulated phone takes no text this long."),
+    "media_rejected": lambda: MediaRejected("The simulated phone refused that file."),
 }
 # Faults that make a send hang: before the phone has the message, or after.
 HANGS = {"hang_before_send", "hang_after_send"}

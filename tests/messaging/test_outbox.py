@@ -17,6 +17,7 @@ from messaging.services.outbox import message_deliver, message_retry, message_se
 from sessions_app import queue, services, simulation
 from sessions_app.models import SessionStatus
 from sessions_app.providers import events as ev
+from tests.messaging.test_outbox_crash import received
 from tests.sessions_app.test_cloud_api_flow import cloud_session, graph  # noqa: F401 - fixture
 
 
@@ -109,6 +110,36 @@ def test_a_transient_error_retries_with_backoff_and_a_permanent_one_fails(cast):
     message.refresh_from_db()
     assert message.status == MessageStatus.FAILED
     assert message.error_code == "recipient-not-found" and message.error_text
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome", "code"),
+    [
+        ("rate_limited", "retry", "rate-limit-exceeded"),
+        ("recipient_not_found", "failed", "recipient-not-found"),
+        ("outside_window", "failed", "outside-window"),
+        ("message_too_long", "failed", "message-too-long"),
+        ("media_rejected", "failed", "media-rejected"),
+        ("not_authorized", "failed", "not-authorized"),
+    ],
+)
+def test_each_provider_error_on_send_leaves_a_readable_state(cast, fault, outcome, code):
+    """Transient errors keep the message queued for a later attempt, permanent ones fail it;
+    either way with the provider's reason in words and its code, which the API shows. (A
+    network error: ``test_a_provider_that_is_down_is_a_network_error_tried_again``.)"""
+    session = make_session(cast)
+    simulation.simulate_fault(session=session, fault=fault)
+    message = send(cast, session)
+
+    assert message_deliver(message_id=message.pk) == outcome
+    message.refresh_from_db()
+    assert message.error_code == code and message.error_text
+    if outcome == "retry":
+        assert message.status == MessageStatus.QUEUED
+        assert message.next_attempt_at > timezone.now() and message.attempts == 1
+    else:
+        assert message.status == MessageStatus.FAILED and message.failed_at is not None
+    assert received(message) == 0  # the phone never got it
 
 
 def test_a_refused_session_fails_the_message_and_logs_the_session_out(cast):
@@ -254,3 +285,13 @@ def test_cloud_api_refusals_fail_the_message_with_metas_reason(cast, graph):  # 
     session.refresh_from_db()
     assert refused.error_code == "not-authorized" and session.status == SessionStatus.LOGGED_OUT
     assert len(graph.sent) == 0
+
+
+def test_a_provider_that_is_down_is_a_network_error_tried_again(cast, graph):  # noqa: F811
+    session = cloud_session(cast.org_a, cast.admin)
+    graph.fail("POST", r".*/messages", status=503)
+    message = cloud_send(cast, session, "Are you there?")
+    assert message_deliver(message_id=message.pk) == "retry"
+    message.refresh_from_db()
+    assert message.status == MessageStatus.QUEUED and message.error_code == "network-error"
+    assert message.next_attempt_at > timezone.now() and len(graph.sent) == 0
