@@ -1,6 +1,6 @@
 """The conversations API: chats (list, detail, mark read, archive, assign, status), messages (list
-with a cursor, detail, send with ``Idempotency-Key``, react, retry), media behind a tenant check,
-and per-session stats. Ids in URLs are the public uuids."""
+with a cursor, detail, search, send with ``Idempotency-Key``, react, retry), media behind a
+tenant check, and per-session stats. Ids in URLs are the public uuids."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
+from messaging import search
 from messaging.models import (
     Chat,
     ChatKind,
@@ -149,6 +150,29 @@ class MessageSerializer(serializers.ModelSerializer):
         if not message.error_code:
             return None
         return {"code": message.error_code, "message": message.error_text}
+
+
+class SearchResultSerializer(MessageSerializer):
+    highlight = serializers.SerializerMethodField()
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "highlight"]
+        read_only_fields = fields
+
+    def get_highlight(self, message) -> str:
+        """An HTML-escaped excerpt with the matched words in ``<mark>``."""
+        return search.highlight(message, self.context["words"])
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=200)
+    chat = serializers.UUIDField(required=False)
+    session = serializers.UUIDField(required=False)
+    sender = serializers.IntegerField(required=False, min_value=1, help_text="A contact's id")
+    type = serializers.CharField(required=False, max_length=12)
+    after = serializers.DateTimeField(required=False)
+    before = serializers.DateTimeField(required=False)
+    has_media = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
 class SendSerializer(StrictSerializer):
@@ -360,6 +384,34 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
     @extend_schema(
         request={"multipart/form-data": UploadSendSerializer}, responses={201: MessageSerializer}
     )
+    @extend_schema(parameters=[SearchQuerySerializer], responses=SearchResultSerializer(many=True))
+    @action(detail=False, methods=["get"])
+    def search(self, request):
+        """Messages of the organization with every word of ``q`` in their text (a word or its
+        start), newest first; ``highlight`` shows where. Follow ``next`` for older ones."""
+        params = SearchQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        values = params.validated_data
+        organization = request.organization
+        found = search.message_search(
+            organization=organization,
+            query=values["q"],
+            chat=_within(Chat, organization, values.get("chat"), "chat"),
+            session=_within(WhatsAppSession, organization, values.get("session"), "session"),
+            sender_id=values.get("sender"),
+            type=values.get("type"),
+            after=values.get("after"),
+            before=values.get("before"),
+            has_media=values.get("has_media"),
+        )
+        page = self.paginator.paginate_queryset(
+            _messages(found), request, view=_Ordered(("-timestamp", "-id"))
+        )
+        context = {"request": request, "words": search.words_of(values["q"])}
+        return self.paginator.get_paginated_response(
+            SearchResultSerializer(page, many=True, context=context).data
+        )
+
     @action(detail=False, methods=["post"], parser_classes=[parsers.MultiPartParser])
     def upload(self, request):
         """Send a file (multipart: ``file`` and the fields of a send; ``text`` is the caption)."""
@@ -424,6 +476,16 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
 
 
 def _find(model, organization, field: str, value):
+    if value is None:
+        return None
+    found = scoped(model, organization).filter(uuid=value).first()
+    if found is None:
+        raise exceptions.ValidationError({field: ["Not found."]})
+    return found
+
+
+def _within(model, organization, value, field: str):
+    """A filter's object by its uuid, in the organization; another's is unknown here."""
     if value is None:
         return None
     found = scoped(model, organization).filter(uuid=value).first()

@@ -179,6 +179,7 @@ def a_message(cast: Cast) -> Message:
                 from_me=False,
                 timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
                 type="image",
+                caption="Acme order, photographed",  # found by the sweep's search
                 media=ev.Media(id="m1", mime_type="image/jpeg"),
                 sender=ev.Party(
                     phone="85290000099", jid="85290000099@s.whatsapp.net", name="Acme Customer"

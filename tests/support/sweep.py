@@ -146,8 +146,24 @@ def api_routes() -> list[ApiRoute]:
     for path, operations in schema["paths"].items():
         sample = "00000000-0000-4000-8000-000000000000" if "{uuid}" in path else "1"
         match = resolve(re.sub(r"\{\w+\}", sample, path))
-        routes.append(ApiRoute(path=path, methods=[m.upper() for m in operations], view=match.func))
+        required = [
+            p["name"]
+            for p in operations.get("get", {}).get("parameters", [])
+            if p.get("in") == "query" and p.get("required")
+        ]
+        query = "&".join(f"{name}={REQUIRED_QUERY[name]}" for name in required)
+        routes.append(
+            ApiRoute(
+                path=f"{path}?{query}" if query else path,
+                methods=[m.upper() for m in operations],
+                view=match.func,
+            )
+        )
     return routes
+
+
+# What the sweep asks where a GET needs it: it matches the canaries of organization A's objects.
+REQUIRED_QUERY = {"q": "acme"}
 
 
 @dataclass

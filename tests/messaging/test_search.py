@@ -1,0 +1,152 @@
+"""Message search through the API: every word (or its start) in a body or caption, filters,
+highlighted excerpts, newest first, within the organization only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection, transaction
+
+from messaging import ingest
+from messaging.models import Contact
+from sessions_app import services
+from sessions_app.providers import events as ev
+
+T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+SEARCH = "/api/v1/messages/search/"
+
+
+def make_session(cast, organization=None, name="Desk"):
+    return services.session_create(
+        organization=organization or cast.org_a,
+        actor=cast.admin if organization is None else cast.b_member,
+        data={"name": name, "provider": "simulator"},
+    )
+
+
+def say(session, n, body, *, phone="85291234567", name="Ann", caption="", **fields):
+    message = ev.MessageUpserted(
+        provider_message_id=f"S{session.pk}-{n}",
+        chat_jid=f"{phone}@s.whatsapp.net",
+        from_me=False,
+        timestamp=T0 + dt.timedelta(minutes=n),
+        body=body,
+        caption=caption,
+        sender=ev.Party(phone=phone, jid=f"{phone}@s.whatsapp.net", name=name),
+        **fields,
+    )
+    with transaction.atomic():
+        ingest.apply(session, [message])
+
+
+def bodies(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [m["body"] or m["caption"] for m in response.json()["results"]]
+
+
+@pytest.fixture
+def desk(cast):
+    session = make_session(cast)
+    say(session, 1, "Your ORDER 1042 ships tomorrow")
+    say(session, 2, "Delivery was late, where is my order?", phone="85298765432", name="Bo")
+    say(session, 3, "Thanks! <b>great</b> delivery")
+    say(
+        session,
+        4,
+        "",
+        caption="Invoice for order 1042",
+        type="image",
+        media=ev.Media(url="https://files.example/i.jpg", mime_type="image/jpeg"),
+    )
+    say(session, 5, "nothing to see here")
+    return session
+
+
+def test_every_word_or_its_start_matches_newest_first_with_marks(cast, api, desk):
+    client = api(cast.viewer)  # reading is enough
+
+    assert bodies(client.get(SEARCH, {"q": "order"})) == [
+        "Invoice for order 1042",
+        "Delivery was late, where is my order?",
+        "Your ORDER 1042 ships tomorrow",
+    ]
+    assert bodies(client.get(SEARCH, {"q": "deliv ORDER"})) == [
+        "Delivery was late, where is my order?"
+    ]
+    assert bodies(client.get(SEARCH, {"q": "1042"})) == [
+        "Invoice for order 1042",
+        "Your ORDER 1042 ships tomorrow",
+    ]
+    assert bodies(client.get(SEARCH, {"q": "refund"})) == []
+
+    results = client.get(SEARCH, {"q": "deliv"}).json()["results"]
+    assert results[0]["highlight"] == "Thanks! &lt;b&gt;great&lt;/b&gt; <mark>deliv</mark>ery"
+    assert results[1]["highlight"] == "<mark>Deliv</mark>ery was late, where is my order?"
+    caption = client.get(SEARCH, {"q": "invoice"}).json()["results"][0]
+    assert caption["highlight"] == "<mark>Invoice</mark> for order 1042"
+    assert caption["chat"] and caption["id"] and caption["type"] == "image"
+
+
+def test_filters_narrow_the_results(cast, api, desk):
+    client = api(cast.agent)
+    bo = Contact.objects.get(organization=cast.org_a, phone="85298765432")
+    other = make_session(cast, name="Second")
+    say(other, 9, "an order on the other number")
+
+    def found(**params):
+        return bodies(client.get(SEARCH, {"q": "order", **params}))
+
+    assert found(session=str(other.uuid)) == ["an order on the other number"]
+    assert found(sender=bo.pk) == ["Delivery was late, where is my order?"]
+    assert found(type="image") == ["Invoice for order 1042"]
+    assert found(has_media="true") == ["Invoice for order 1042"]
+    assert len(found(has_media="false")) == 3
+    assert found(after="2026-11-01T09:02:00Z", before="2026-11-01T09:04:00Z") == [
+        "Delivery was late, where is my order?"
+    ]
+    ann_chat = client.get(SEARCH, {"q": "tomorrow"}).json()["results"][0]["chat"]
+    assert found(chat=ann_chat) == ["Invoice for order 1042", "Your ORDER 1042 ships tomorrow"]
+
+
+def test_another_organizations_messages_are_never_found(cast, api, desk):
+    theirs = make_session(cast, organization=cast.org_b)
+    say(theirs, 1, "order 1042 of the other organization")
+
+    assert len(bodies(api(cast.agent).get(SEARCH, {"q": "order"}))) == 3
+    assert bodies(api(cast.b_member, cast.org_b).get(SEARCH, {"q": "order"})) == [
+        "order 1042 of the other organization"
+    ]
+    refused = api(cast.agent).get(SEARCH, {"q": "order", "session": str(theirs.uuid)})
+    assert refused.status_code == 400 and refused.json()["error"]["fields"]["session"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"q": "!!! ..."}, "q"), ({}, "q"), ({"q": "x", "after": "yesterday"}, "after")],
+)
+def test_a_search_without_words_or_with_a_bad_filter_is_a_clear_400(cast, api, desk, params, field):
+    response = api(cast.agent).get(SEARCH, params)
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_results_page_with_a_cursor(cast, api, desk):
+    client = api(cast.agent)
+    first = client.get(SEARCH, {"q": "order", "page_size": 2}).json()
+    assert len(first["results"]) == 2 and first["next"]
+    rest = client.get(first["next"]).json()
+    assert [m["body"] for m in rest["results"]] == ["Your ORDER 1042 ships tomorrow"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the GIN index is PostgreSQL's")
+def test_the_search_uses_its_gin_index(cast, desk):
+    from messaging.search import message_search
+
+    query = message_search(organization=cast.org_a, query="deliv order")
+    sql, params = query.query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "message_text_search" in plan, plan
