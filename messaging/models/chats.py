@@ -183,6 +183,10 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Set only while the row waits (pending, queued) and while it is claimed (sending): the
+    # outbox's partial indexes are keyed on these, not on ``status``, so a receipt's status
+    # change touches no indexed column and PostgreSQL can make it a HOT update (no new entry
+    # in any index, the body's search index included).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
 
@@ -197,11 +201,13 @@ class Message(models.Model):
             models.Index(fields=["chat", "timestamp", "id"], name="message_chat_time"),
             models.Index(
                 fields=["next_attempt_at"],
-                condition=Q(status__in=["pending", "queued"]),
-                name="message_queued",
+                condition=Q(next_attempt_at__isnull=False),
+                name="message_waiting",
             ),
             models.Index(
-                fields=["lease_until"], condition=Q(status="sending"), name="message_sending"
+                fields=["lease_until"],
+                condition=Q(lease_until__isnull=False),
+                name="message_leased",
             ),
         ]
 

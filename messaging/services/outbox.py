@@ -21,7 +21,7 @@ import logging
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -295,7 +295,10 @@ def message_deliver(*, message_id: int, now: dt.datetime | None = None) -> str:
         )
         return "paced"
     claimed = Message.objects.filter(pk=message.pk, status__in=waiting).update(
-        status=MessageStatus.SENDING, lease_until=now + LEASE, attempts=F("attempts") + 1
+        status=MessageStatus.SENDING,
+        next_attempt_at=None,
+        lease_until=now + LEASE,
+        attempts=F("attempts") + 1,
     )
     if not claimed:
         return "skipped"
@@ -435,7 +438,7 @@ def outbox_tick(*, now: dt.datetime | None = None, limit: int = 500) -> tuple[in
     )
     due = list(
         Message.objects.filter(
-            Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True),
+            next_attempt_at__lte=now,  # set on every pending and queued row (message_waiting)
             status__in=(MessageStatus.PENDING, MessageStatus.QUEUED),
         )
         .order_by("next_attempt_at")

@@ -349,3 +349,43 @@ def test_a_batch_racing_another_writer_for_the_same_message_stores_each_once(cas
     assert sorted(new) == [f"P{n:04d}" for n in range(1, 250) if n != 100]
     assert Message.objects.filter(session=session).count() == 250
     assert Message.objects.get(session=session, provider_message_id="P0100").body == "theirs"
+
+
+def hot_updates() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'messaging_message'"
+        )
+        return cursor.fetchone()
+
+
+@needs_postgres
+def test_receipts_update_a_message_in_place_touching_no_index(cast):
+    """A receipt changes only unindexed columns (status and a time; the outbox's indexes are on
+    columns of their own), so PostgreSQL updates the row in its page: a HOT update, nothing
+    added to any index (the body's search index included). Between transactions PostgreSQL
+    prunes the old versions, so later receipts find the room again (``bench/receipts_replay``:
+    the table does not grow)."""
+    session = make_session(cast)
+    apply(
+        session,
+        ev.MessageUpserted(
+            provider_message_id="OUT1",
+            chat_jid="85291234567@s.whatsapp.net",
+            from_me=True,
+            timestamp=T0,
+            body="our message about the delivery",
+        ),
+    )
+    before = hot_updates()
+    for status in ("delivered", "read"):
+        receipt = ev.MessageStatusChanged(
+            provider_message_id="OUT1", status=status, timestamp=T0 + dt.timedelta(minutes=1)
+        )
+        apply(session, receipt)
+    updated, hot = (after - first for after, first in zip(hot_updates(), before, strict=True))
+
+    # Both in place. (Had an update touched an indexed column, neither would be.)
+    assert updated == 2 and hot == 2
+    assert Message.objects.get(session=session).status == "read"
