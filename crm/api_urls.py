@@ -25,6 +25,7 @@ router.register("custom-fields", messaging_api.CustomFieldViewSet, basename="cus
 router.register("sessions", sessions_api.SessionViewSet, basename="session")
 router.register("chats", messaging_api_chats.ChatViewSet, basename="chat")
 router.register("messages", messaging_api_chats.MessageViewSet, basename="message")
+router.register("canned-replies", messaging_api_chats.CannedReplyViewSet, basename="canned-reply")
 
 urlpatterns = [
     path("me/", accounts_api.MeView.as_view(), name="api-me"),

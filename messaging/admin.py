@@ -3,7 +3,9 @@ from django.contrib import admin
 from messaging.models import (
     BulkJob,
     BulkJobItem,
+    CannedReply,
     Chat,
+    ChatNote,
     Contact,
     ContactAlias,
     ContactGroup,
@@ -211,3 +213,18 @@ class IdempotencyKeyAdmin(admin.ModelAdmin):
     list_filter = ["organization"]
     search_fields = ["key"]
     raw_id_fields = ["message"]
+
+
+@admin.register(ChatNote)
+class ChatNoteAdmin(admin.ModelAdmin):
+    list_display = ["chat", "author", "created_at", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["text"]
+    raw_id_fields = ["chat"]
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    list_display = ["shortcut", "organization", "updated_at"]
+    list_filter = ["organization"]
+    search_fields = ["shortcut", "text"]

@@ -21,8 +21,10 @@ from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
 from messaging import search
 from messaging.models import (
+    CannedReply,
     Chat,
     ChatKind,
+    ChatNote,
     ChatStatus,
     Contact,
     Direction,
@@ -31,7 +33,7 @@ from messaging.models import (
     Reaction,
 )
 from messaging.services import chats as chat_services
-from messaging.services import outbox
+from messaging.services import inbox, outbox
 from sessions_app.models import WhatsAppSession
 
 # --- Serializers ---------------------------------------------------------------------------------
@@ -175,6 +177,36 @@ class SearchQuerySerializer(serializers.Serializer):
     has_media = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
+class ChatNoteSerializer(serializers.ModelSerializer):
+    author = serializers.EmailField(source="author.email", read_only=True, default=None)
+    chat = serializers.UUIDField(source="chat.uuid", read_only=True)
+
+    class Meta:
+        model = ChatNote
+        fields = ["id", "chat", "text", "author", "created_at"]
+        read_only_fields = fields
+
+
+class TextSerializer(StrictSerializer):
+    text = serializers.CharField(max_length=10_000, trim_whitespace=False)
+
+
+class CannedReplySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CannedReply
+        fields = ["id", "shortcut", "text", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class CannedReplyWriteSerializer(StrictSerializer):
+    shortcut = serializers.CharField(max_length=41)
+    text = serializers.CharField(max_length=inbox.MAX_TEXT + 100, trim_whitespace=False)
+
+
+class RenderedSerializer(serializers.Serializer):
+    text = serializers.CharField()
+
+
 class SendSerializer(StrictSerializer):
     chat = serializers.UUIDField(required=False)
     session = serializers.UUIDField(required=False)
@@ -307,6 +339,30 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
         page = paginator.paginate_queryset(queryset, request, view=view)
         return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
 
+    @extend_schema(
+        methods=["GET"], responses=ChatNoteSerializer(many=True), description="Oldest first."
+    )
+    @extend_schema(methods=["POST"], request=TextSerializer, responses={201: ChatNoteSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def notes(self, request, uuid=None):
+        """Private notes in the conversation: the team's, never sent to the contact."""
+        chat = self.get_object()
+        if request.method == "POST":
+            data = TextSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            note = inbox.chat_note_add(
+                organization=request.organization,
+                chat=chat,
+                text=data.validated_data["text"],
+                author=request.user,
+            )
+            return Response(ChatNoteSerializer(note).data, status=status.HTTP_201_CREATED)
+        notes = scoped(ChatNote, request.organization).filter(chat=chat).select_related("author")
+        page = self.paginator.paginate_queryset(
+            notes.select_related("chat"), request, view=_Ordered(("created_at", "id"))
+        )
+        return self.paginator.get_paginated_response(ChatNoteSerializer(page, many=True).data)
+
 
 class _Ordered:
     def __init__(self, ordering):
@@ -318,6 +374,53 @@ def _uuid(value: str, field: str):
         return uuid.UUID(str(value))
     except ValueError:
         raise exceptions.ValidationError({field: ["Not a valid id."]}) from None
+
+
+# --- Canned replies ------------------------------------------------------------------------------
+
+
+class CannedReplyViewSet(TenantAPIMixin, viewsets.ModelViewSet):
+    """Replies the team types by shortcut; ``{{name}}``, ``{{first_name}}``, ``{{phone}}`` and
+    ``{{email}}`` are filled in with the chat's contact (``render``)."""
+
+    queryset = CannedReply.objects.all()
+    serializer_class = CannedReplySerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    ordering = ("shortcut", "id")
+
+    @extend_schema(request=CannedReplyWriteSerializer, responses={201: CannedReplySerializer})
+    def create(self, request):
+        data = CannedReplyWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reply = inbox.canned_reply_create(
+            organization=request.organization, actor=request.user, **data.validated_data
+        )
+        return Response(CannedReplySerializer(reply).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=CannedReplyWriteSerializer, responses=CannedReplySerializer)
+    def partial_update(self, request, pk=None):
+        data = CannedReplyWriteSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        reply = inbox.canned_reply_update(
+            organization=request.organization,
+            reply=self.get_object(),
+            shortcut=data.validated_data.get("shortcut"),
+            text=data.validated_data.get("text"),
+        )
+        return Response(CannedReplySerializer(reply).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("chat", str, description="The chat whose contact fills it")],
+        responses=RenderedSerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def render(self, request, pk=None):
+        """The reply's text as it would be sent in a chat."""
+        chat = request.query_params.get("chat")
+        chat = _within(Chat, request.organization, _uuid(chat, "chat"), "chat") if chat else None
+        if chat is not None:
+            chat = Chat.objects.select_related("contact").get(pk=chat.pk)
+        return Response({"text": inbox.canned_reply_render(self.get_object(), chat)})
 
 
 # --- Messages ------------------------------------------------------------------------------------

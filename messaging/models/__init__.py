@@ -25,6 +25,7 @@ from messaging.models.contacts import (
     IdentityKind,
     Tag,
 )
+from messaging.models.inbox import CannedReply, ChatNote
 from messaging.models.jobs import (
     BulkAction,
     BulkJob,
@@ -39,8 +40,10 @@ __all__ = [
     "BulkAction",
     "BulkJob",
     "BulkJobItem",
+    "CannedReply",
     "Chat",
     "ChatKind",
+    "ChatNote",
     "ChatStatus",
     "Contact",
     "ContactAlias",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from accounts import services
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership
 from messaging.models import (
+    CannedReply,
     Chat,
+    ChatNote,
     Contact,
     ContactGroup,
     ContactIdentity,
@@ -199,3 +201,17 @@ def a_message(cast: Cast) -> Message:
 @sweep_factory(Chat)
 def a_chat(cast: Cast) -> Chat:
     return a_message(cast).chat
+
+
+@sweep_factory(ChatNote)
+def a_chat_note(cast: Cast) -> ChatNote:
+    return ChatNote.objects.create(
+        organization=cast.org_a, chat=a_chat(cast), author=cast.owner, text="Acme note"
+    )
+
+
+@sweep_factory(CannedReply)
+def a_canned_reply(cast: Cast) -> CannedReply:
+    return CannedReply.objects.create(
+        organization=cast.org_a, shortcut="acme", text="Acme thanks you, {{first_name}}"
+    )

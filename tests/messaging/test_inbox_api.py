@@ -1,0 +1,135 @@
+"""The team's additions to conversations through the API: private notes on a chat (never sent)
+and canned replies filled in with the chat's contact."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import transaction
+
+from messaging import ingest
+from messaging.models import Chat, Message
+from sessions_app import services
+from sessions_app.providers import events as ev
+
+T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+REPLIES = "/api/v1/canned-replies/"
+
+
+@pytest.fixture
+def chat(cast):
+    session = services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
+    )
+    with transaction.atomic():
+        ingest.apply(
+            session,
+            [
+                ev.MessageUpserted(
+                    provider_message_id="IN1",
+                    chat_jid="85291234567@s.whatsapp.net",
+                    from_me=False,
+                    timestamp=T0,
+                    body="Do you deliver to Kowloon?",
+                    sender=ev.Party(
+                        phone="85291234567", jid="85291234567@s.whatsapp.net", name="Mei Ling Chan"
+                    ),
+                )
+            ],
+        )
+    return Chat.objects.get(session=session)
+
+
+def test_a_private_note_is_kept_in_the_chat_and_never_sent(cast, api, chat):
+    url = f"/api/v1/chats/{chat.uuid}/notes/"
+    agent = api(cast.agent)
+
+    first = agent.post(url, {"text": "VIP: always offer free delivery"}, format="json")
+    second = agent.post(url, {"text": "Called her back at 3pm"}, format="json")
+
+    assert first.status_code == second.status_code == 201
+    assert first.json()["author"] == cast.agent.email
+    notes = api(cast.viewer).get(url).json()["results"]
+    assert [n["text"] for n in notes] == [
+        "VIP: always offer free delivery",
+        "Called her back at 3pm",
+    ]
+    assert all(n["chat"] == str(chat.uuid) for n in notes)
+    assert Message.objects.filter(chat=chat).count() == 1  # nothing was sent or stored as one
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 10_001, "bad\x00text"])
+def test_a_note_without_usable_text_is_a_clear_400(cast, api, chat, text):
+    response = api(cast.agent).post(
+        f"/api/v1/chats/{chat.uuid}/notes/", {"text": text}, format="json"
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "text" in error["fields"] or "NUL" in error["message"]  # the parser refuses NUL
+
+
+def test_a_viewer_reads_notes_but_cannot_write_one(cast, api, chat):
+    url = f"/api/v1/chats/{chat.uuid}/notes/"
+    assert api(cast.viewer).post(url, {"text": "mine"}, format="json").status_code == 403
+    assert api(cast.viewer).get(url).status_code == 200
+
+
+def test_a_canned_reply_is_filled_in_with_the_chats_contact(cast, api, chat):
+    agent = api(cast.agent)
+    created = agent.post(
+        REPLIES,
+        {
+            "shortcut": "/Kowloon",
+            "text": "Hi {{first_name}}! Yes, we deliver to Kowloon ({{ phone }}).",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    reply = created.json()
+    assert reply["shortcut"] == "kowloon"
+
+    rendered = agent.get(f"{REPLIES}{reply['id']}/render/", {"chat": str(chat.uuid)}).json()
+    assert rendered["text"] == "Hi Mei! Yes, we deliver to Kowloon (+852 9123 4567)."
+    bare = agent.get(f"{REPLIES}{reply['id']}/render/").json()
+    assert bare["text"] == "Hi ! Yes, we deliver to Kowloon ()."
+
+    changed = agent.patch(f"{REPLIES}{reply['id']}/", {"text": "Bye {{name}}"}, format="json")
+    assert changed.json()["text"] == "Bye {{name}}" and changed.json()["shortcut"] == "kowloon"
+    assert [r["shortcut"] for r in api(cast.viewer).get(REPLIES).json()["results"]] == ["kowloon"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"shortcut": "two words", "text": "Hi"}, "shortcut"),
+        ({"shortcut": "", "text": "Hi"}, "shortcut"),
+        ({"shortcut": "hi", "text": "Hi {{surname}}"}, "text"),
+        ({"shortcut": "hi", "text": "x" * 4097}, "text"),
+        ({"shortcut": "hi", "text": " "}, "text"),
+    ],
+)
+def test_a_canned_reply_that_cannot_work_is_refused_with_the_reason(cast, api, body, field):
+    response = api(cast.agent).post(REPLIES, body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["fields"]
+
+
+def test_a_shortcut_is_one_reply_per_organization(cast, api):
+    body = {"shortcut": "price", "text": "Our prices: …"}
+    assert api(cast.agent).post(REPLIES, body, format="json").status_code == 201
+    again = api(cast.agent).post(REPLIES, {**body, "shortcut": "PRICE"}, format="json")
+    assert again.status_code == 409 and "shortcut" in again.json()["error"]["fields"]
+    theirs = api(cast.b_member, cast.org_b).post(REPLIES, body, format="json")
+    assert theirs.status_code == 201  # another organization's shortcuts are its own
+
+
+def test_rendering_for_another_organizations_chat_is_refused(cast, api, chat):
+    reply = api(cast.b_member, cast.org_b).post(
+        REPLIES, {"shortcut": "hi", "text": "Hi {{name}}"}, format="json"
+    )
+    response = api(cast.b_member, cast.org_b).get(
+        f"{REPLIES}{reply.json()['id']}/render/", {"chat": str(chat.uuid)}
+    )
+    assert response.status_code == 400 and "chat" in response.json()["error"]["fields"]
+    assert "Mei" not in response.content.decode()
