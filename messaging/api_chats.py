@@ -9,7 +9,7 @@ import uuid
 
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery, Sum
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
@@ -42,15 +42,22 @@ from sessions_app.models import WhatsAppSession
 class ChatSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
     session = serializers.UUIDField(source="session.uuid", read_only=True)
+    session_colour = serializers.CharField(source="session.colour", read_only=True)
     contact = serializers.SerializerMethodField()
+    title = serializers.SerializerMethodField()
+    initials = serializers.SerializerMethodField()
+    last_message = serializers.SerializerMethodField()
 
     class Meta:
         model = Chat
         fields = [
             "id",
             "session",
+            "session_colour",
             "kind",
             "contact",
+            "title",
+            "initials",
             "jid",
             "name",
             "status",
@@ -58,6 +65,7 @@ class ChatSerializer(serializers.ModelSerializer):
             "assignee",
             "needs_human",
             "unread_count",
+            "last_message",
             "last_message_at",
             "last_incoming_at",
             "archived",
@@ -74,6 +82,52 @@ class ChatSerializer(serializers.ModelSerializer):
             "display_name": contact.display_name,
             "phone": f"+{contact.phone}" if contact.phone else None,
         }
+
+    def get_title(self, chat) -> str:
+        """What the inbox calls the chat: the contact's name, a group's subject, else its JID."""
+        if chat.contact is not None:
+            return chat.contact.display_name or chat.jid
+        return chat.name or chat.jid
+
+    def get_initials(self, chat) -> str:
+        """The first letters of the title's first and last words ("Mei Ling Chan": MC)."""
+        words = [w for w in self.get_title(chat).replace("+", "").split() if w[:1].isalnum()]
+        if not words:
+            return "#"
+        return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper()
+
+    def get_last_message(self, chat) -> dict | None:
+        """The newest message, for the list's preview (loaded for a whole page at once)."""
+        message = self.context.get("last_messages", {}).get(chat.pk)
+        if message is None:
+            return None
+        return {
+            "id": str(message.uuid),
+            "direction": message.direction,
+            "type": message.type,
+            "preview": (message.body or message.caption)[:PREVIEW],
+            "status": message.status,
+            "revoked": message.revoked_at is not None,
+            "timestamp": message.timestamp,
+        }
+
+
+PREVIEW = 120  # characters of a chat's last message in the list
+
+
+def last_messages(organization, chats) -> dict[int, Message]:
+    """Each chat's newest message: one indexed look-up per chat (``message_chat_time``, read
+    backwards) inside a single query, then one query for those messages."""
+    messages = scoped(Message, organization)
+    newest = messages.filter(chat=OuterRef("pk")).order_by("-timestamp", "-id")
+    ids = dict(
+        scoped(Chat, organization)
+        .filter(pk__in=[chat.pk for chat in chats])
+        .annotate(newest=Subquery(newest.values("pk")[:1]))
+        .values_list("pk", "newest")
+    )
+    found = messages.in_bulk([pk for pk in ids.values() if pk])
+    return {chat_id: found[pk] for chat_id, pk in ids.items() if pk in found}
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -207,6 +261,11 @@ class RenderedSerializer(serializers.Serializer):
     text = serializers.CharField()
 
 
+class UnreadSerializer(serializers.Serializer):
+    chats = serializers.IntegerField()
+    messages = serializers.IntegerField()
+
+
 class SendSerializer(StrictSerializer):
     chat = serializers.UUIDField(required=False)
     session = serializers.UUIDField(required=False)
@@ -258,6 +317,8 @@ CHAT_FILTERS = [
     OpenApiParameter("status", str, enum=list(ChatStatus.values)),
     OpenApiParameter("assignee", str, description="A member's id, `me` or `none`"),
     OpenApiParameter("unread", bool),
+    OpenApiParameter("needs_human", bool),
+    OpenApiParameter("tag", int, description="A tag's id: chats with a contact so tagged"),
     OpenApiParameter("archived", bool, description="Default: false"),
     OpenApiParameter("kind", str, enum=list(ChatKind.values)),
 ]
@@ -301,19 +362,44 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
             queryset = queryset.filter(assignee_id=int(assignee))
         if params.get("unread") in ("true", "1"):
             queryset = queryset.filter(unread_count__gt=0)
+        if params.get("needs_human") in ("true", "1"):
+            queryset = queryset.filter(needs_human=True)
+        if params.get("tag"):
+            if not params["tag"].isdigit():
+                raise exceptions.ValidationError({"tag": ["A tag's id."]})
+            queryset = queryset.filter(contact__contact_tags__tag_id=int(params["tag"]))
         queryset = queryset.filter(archived=params.get("archived") in ("true", "1"))
         return queryset
 
     @extend_schema(parameters=CHAT_FILTERS)
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self._chats_data(page))
+
+    def retrieve(self, request, uuid=None):
+        return Response(self._chats_data([self.get_object()])[0])
+
+    def _chats_data(self, chats) -> list[dict]:
+        context = {"last_messages": last_messages(self.request.organization, chats)}
+        return ChatSerializer(chats, many=True, context=context).data
+
+    @extend_schema(responses=UnreadSerializer)
+    @action(detail=False, methods=["get"])
+    def unread(self, request):
+        """Unread totals over the open, unarchived chats (for the page title and badges)."""
+        totals = (
+            scoped(Chat, request.organization)
+            .filter(unread_count__gt=0, archived=False)
+            .aggregate(chats=Count("id"), messages=Sum("unread_count"))
+        )
+        return Response({"chats": totals["chats"], "messages": totals["messages"] or 0})
 
     @extend_schema(request=None, responses=ChatSerializer)
     @action(detail=True, methods=["post"])
     def read(self, request, uuid=None):
         chat = self.get_object()
         chat_services.chat_mark_read(organization=request.organization, chat=chat)
-        return Response(ChatSerializer(self.get_queryset().get(pk=chat.pk)).data)
+        return Response(self._chats_data([self.get_queryset().get(pk=chat.pk)])[0])
 
     @extend_schema(request=ChatUpdateSerializer, responses=ChatSerializer)
     def partial_update(self, request, uuid=None):
@@ -326,7 +412,7 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
             chat = chat_services.chat_update(
                 organization=request.organization, chat=self.get_object(), **values
             )
-        return Response(ChatSerializer(self.get_queryset().get(pk=chat.pk)).data)
+        return Response(self._chats_data([self.get_queryset().get(pk=chat.pk)])[0])
 
     @extend_schema(responses=MessageSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="messages")

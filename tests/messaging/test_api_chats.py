@@ -36,9 +36,8 @@ def incoming(session, n, *, phone="85291234567", name="Ann", **fields):
         chat_jid=f"{phone}@s.whatsapp.net",
         from_me=False,
         timestamp=T0 + dt.timedelta(minutes=n),
-        body=f"message {n}",
         sender=ev.Party(phone=phone, jid=f"{phone}@s.whatsapp.net", name=name),
-        **fields,
+        **{"body": f"message {n}", **fields},
     )
     with transaction.atomic():
         ingest.apply(session, [message])
@@ -55,6 +54,59 @@ def test_the_chat_list_shows_unread_conversations_newest_first(cast, api, sessio
     assert agent.get("/api/v1/chats/", {"unread": "true", "assignee": "none"}).json()["results"]
     assert not agent.get("/api/v1/chats/", {"status": "resolved"}).json()["results"]
     assert agent.get("/api/v1/chats/", {"session": "nonsense"}).status_code == 400
+
+
+def test_a_chat_in_the_list_shows_who_the_last_message_and_the_session(cast, api, session):
+    incoming(session, 1, phone="85291111111", name="Mei Ling Chan")
+    incoming(session, 2, phone="85291111111", name="Mei Ling Chan", body="x" * 300)
+    incoming(session, 3, phone="85292222222", name="")
+
+    chats = api(cast.viewer).get("/api/v1/chats/").json()["results"]
+
+    nameless, mei = chats
+    assert (mei["title"], mei["initials"]) == ("Mei Ling Chan", "MC")
+    assert mei["session_colour"] == session.colour
+    assert mei["last_message"]["preview"] == "x" * 120
+    assert mei["last_message"]["direction"] == "in" and mei["last_message"]["type"] == "text"
+    assert (nameless["title"], nameless["initials"]) == ("+85292222222", "8")
+    assert nameless["last_message"]["preview"] == "message 3"
+    detail = api(cast.viewer).get(f"/api/v1/chats/{mei['id']}/").json()
+    assert detail["last_message"]["id"] == mei["last_message"]["id"]
+
+
+def test_chats_filter_by_tag_and_needing_a_human_and_unread_totals(cast, api, session):
+    from messaging.models import ContactTag, Tag
+
+    incoming(session, 1, phone="85291111111", name="Bo")
+    incoming(session, 2, phone="85291111111", name="Bo")
+    incoming(session, 3, phone="85292222222", name="Cy")
+    bo = Chat.objects.get(contact__phone="85291111111")
+    Chat.objects.filter(pk=bo.pk).update(needs_human=True)
+    vip = Tag.objects.create(organization=cast.org_a, name="VIP")
+    ContactTag.objects.create(organization=cast.org_a, contact=bo.contact, tag=vip)
+    agent = api(cast.agent)
+
+    def titles(**params):
+        return [c["title"] for c in agent.get("/api/v1/chats/", params).json()["results"]]
+
+    assert titles(tag=vip.pk) == ["Bo"]
+    assert titles(needs_human="true") == ["Bo"]
+    assert agent.get("/api/v1/chats/", {"tag": "vip"}).status_code == 400
+    assert agent.get("/api/v1/chats/unread/").json() == {"chats": 2, "messages": 3}
+    agent.post(f"/api/v1/chats/{bo.uuid}/read/")
+    assert agent.get("/api/v1/chats/unread/").json() == {"chats": 1, "messages": 1}
+
+
+def test_the_chat_list_costs_the_same_queries_for_10_or_100_chats(cast, api, session):
+    for n in range(30):
+        incoming(session, n, phone=f"852911{n:05d}", name=f"P{n}")
+    agent = api(cast.agent)
+    agent.get("/api/v1/chats/")  # the key's first use of the day is recorded once
+    with CaptureQueriesContext(connection) as small:
+        assert len(agent.get("/api/v1/chats/", {"page_size": 10}).json()["results"]) == 10
+    with CaptureQueriesContext(connection) as large:
+        assert len(agent.get("/api/v1/chats/", {"page_size": 100}).json()["results"]) == 30
+    assert len(small) == len(large)
 
 
 def test_messages_page_backwards_from_the_newest_with_a_constant_query_count(cast, api, session):
