@@ -3,10 +3,10 @@ cost (``bulk_create`` spends ~100 µs a row in Python preparing and compiling; t
 
 Rows are dicts keyed by field ``attname``. ``complete`` fills in what a row leaves out as a
 model instance would (the field's default; ``auto_now``/``auto_now_add`` fields the given time).
-``lines`` turns rows into COPY text, each value as ``get_db_prep_save`` would prepare it: a
+``copy`` writes rows as COPY text, each value as ``get_db_prep_save`` would prepare it: a
 column whose values are all of a type the field passes unchanged (text, int, bool, UUID, an
 aware datetime, a dict or list as the JSON text Django sends) is written by one comprehension;
-any other value goes through its field. ``copy`` streams lines into a table in slices, so the
+any other value goes through its field. It streams them into a table in slices, so the
 server stores one while the next is prepared here; ``take_ids`` reserves primary keys from the
 table's sequence first, when the caller needs to know them (COPY returns nothing).
 """
@@ -127,11 +127,6 @@ def copy(table: str, fields: Sequence[Field], rows: Iterable[dict]) -> None:
     ):
         while chunk := list(islice(rows, SLICE)):
             stream.write("".join(_lines(chunk, plan)))
-
-
-def lines(rows: list[dict], fields: Sequence[Field]) -> list[str]:
-    """``rows`` as lines of COPY text, in ``fields`` order."""
-    return _lines(rows, _plan(fields))
 
 
 def _plan(fields: Sequence[Field]) -> list[tuple]:
