@@ -16,6 +16,7 @@ from rest_framework import exceptions, pagination, parsers, serializers, status
 from rest_framework.response import Response
 
 from crm.errors import ApplicationError
+from crm.text import has_nul
 
 STATUS_CODES = {
     400: "invalid",
@@ -128,19 +129,9 @@ class JSONParser(parsers.JSONParser):
             )
         except (ValueError, UnicodeDecodeError) as exc:
             raise exceptions.ParseError(f"Malformed JSON: {exc}") from None
-        if _has_nul(data):
+        if has_nul(data):
             raise exceptions.ParseError("Text may not contain NUL (\\u0000) characters.")
         return data
-
-
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 class StrictSerializer(serializers.Serializer):

@@ -503,7 +503,7 @@ class CannedReplyViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     def render(self, request, pk=None):
         """The reply's text as it would be sent in a chat."""
         chat = request.query_params.get("chat")
-        chat = _within(Chat, request.organization, _uuid(chat, "chat"), "chat") if chat else None
+        chat = _find(Chat, request.organization, "chat", _uuid(chat, "chat")) if chat else None
         if chat is not None:
             chat = Chat.objects.select_related("contact").get(pk=chat.pk)
         return Response({"text": inbox.canned_reply_render(self.get_object(), chat)})
@@ -585,8 +585,8 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
         found = search.message_search(
             organization=organization,
             query=values["q"],
-            chat=_within(Chat, organization, values.get("chat"), "chat"),
-            session=_within(WhatsAppSession, organization, values.get("session"), "session"),
+            chat=_find(Chat, organization, "chat", values.get("chat")),
+            session=_find(WhatsAppSession, organization, "session", values.get("session")),
             sender_id=values.get("sender"),
             type=values.get("type"),
             after=values.get("after"),
@@ -665,16 +665,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
 
 
 def _find(model, organization, field: str, value):
-    if value is None:
-        return None
-    found = scoped(model, organization).filter(uuid=value).first()
-    if found is None:
-        raise exceptions.ValidationError({field: ["Not found."]})
-    return found
-
-
-def _within(model, organization, value, field: str):
-    """A filter's object by its uuid, in the organization; another's is unknown here."""
+    """An object named in the request by its uuid, in the organization; another's is unknown."""
     if value is None:
         return None
     found = scoped(model, organization).filter(uuid=value).first()

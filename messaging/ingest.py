@@ -34,6 +34,7 @@ from django.utils import timezone
 from crm import copying
 from crm import events as bus
 from crm.collector import collector_paused
+from crm.text import has_nul, nul_replaced
 from messaging import parties
 from messaging.models import (
     STATUS_RANK,
@@ -300,32 +301,12 @@ def _without_nul(row: dict) -> dict:
         or "\x00" in row["caption"]
         or "\x00" in row["push_name"]
         or "\x00" in row["sender_jid"]
-        or (row["data"] and _has_nul(row["data"]))
-        or (row["media"] and _has_nul(row["media"]))
+        or (row["data"] and has_nul(row["data"]))
+        or (row["media"] and has_nul(row["media"]))
     ):
         for name in ("body", "caption", "push_name", "sender_jid", "data", "media"):
-            row[name] = _nul_replaced(row[name])
+            row[name] = nul_replaced(row[name])
     return row
-
-
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-def _nul_replaced(value):
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_nul_replaced(k): _nul_replaced(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nul_replaced(v) for v in value]
-    return value
 
 
 COLUMNS = (
