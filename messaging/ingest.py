@@ -39,6 +39,7 @@ from messaging import parties
 from messaging.models import (
     STATUS_RANK,
     Chat,
+    ChatStatus,
     Direction,
     MediaState,
     Message,
@@ -528,7 +529,8 @@ def _link_quotes(session: WhatsAppSession, ids: list[int]) -> None:
 
 
 def _touch_chats(rows: list[dict]) -> None:
-    """Each chat's last activity moves forward; live incoming messages count as unread."""
+    """Each chat's last activity moves forward; live incoming messages count as unread, and
+    reopen a snoozed or resolved chat (the contact wrote again)."""
     latest: dict[int, dt.datetime] = {}
     incoming: dict[int, dt.datetime] = {}
     unread: dict[int, int] = {}
@@ -558,7 +560,15 @@ def _touch_chats(rows: list[dict]) -> None:
                     [unread.get(i, 0) for i in ids],
                 ],
             )
-        return
+    else:
+        _touch_chats_portably(latest, incoming, unread)
+    if unread:
+        Chat.objects.filter(
+            pk__in=list(unread), status__in=[ChatStatus.SNOOZED, ChatStatus.RESOLVED]
+        ).update(status=ChatStatus.OPEN, snoozed_until=None)
+
+
+def _touch_chats_portably(latest: dict, incoming: dict, unread: dict) -> None:
     chats = []
     for chat_id, when in latest.items():
         chat = Chat(pk=chat_id)

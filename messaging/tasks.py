@@ -63,13 +63,15 @@ def _come_back(message_id: int) -> None:
 @shared_task(ignore_result=True)
 def outbox_tick() -> int:
     """Beat: interrupted sends marked, due queued messages delivered, expired idempotency keys
-    removed (kept 24 h)."""
+    removed (kept 24 h), snoozed chats whose time came reopened."""
     from django.utils import timezone
 
     from messaging.models import IdempotencyKey
+    from messaging.services.chats import chats_wake
     from messaging.services.outbox import outbox_tick as tick
 
     IdempotencyKey.objects.filter(expires_at__lte=timezone.now()).delete()
+    chats_wake()
     _interrupted, due = tick()
     for message_id in due:
         deliver_message.delay(message_id)

@@ -90,6 +90,11 @@ class Chat(models.Model):
             models.Index(
                 fields=["organization", "-last_message_at", "-id"], name="chat_org_activity"
             ),
+            models.Index(
+                fields=["snoozed_until"],
+                condition=Q(snoozed_until__isnull=False),
+                name="chat_snoozed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -94,6 +94,13 @@ def chat_update(
     return chat
 
 
+def chats_wake(*, now: dt.datetime | None = None) -> int:
+    """Beat: snoozed chats whose time has come are open again. Returns how many."""
+    return Chat.objects.filter(
+        status=ChatStatus.SNOOZED, snoozed_until__lte=now or timezone.now()
+    ).update(status=ChatStatus.OPEN, snoozed_until=None)
+
+
 def reaction_send(
     *, organization: Organization, message: Message, emoji: str, actor: User | None
 ) -> Reaction:

@@ -153,6 +153,50 @@ def test_assigning_resolving_and_snoozing_a_chat(cast, api, session):
     assert api(cast.viewer).patch(url, {"status": "resolved"}, format="json").status_code == 403
 
 
+def test_a_snoozed_chat_reopens_when_its_time_comes_or_the_contact_writes(cast, api, session):
+    from messaging.services.chats import chats_wake
+
+    incoming(session, 1, phone="85291111111", name="Bo")
+    incoming(session, 2, phone="85292222222", name="Cy")
+    bo, cy = (
+        Chat.objects.get(contact__phone="85291111111"),
+        Chat.objects.get(contact__phone="85292222222"),
+    )
+    agent = api(cast.agent)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
+    for chat in (bo, cy):
+        assert (
+            agent.patch(
+                f"/api/v1/chats/{chat.uuid}/",
+                {"status": "snoozed", "snoozed_until": later},
+                format="json",
+            ).status_code
+            == 200
+        )
+
+    assert chats_wake() == 0  # not yet
+    history = ev.MessageUpserted(
+        provider_message_id="OLD1",
+        chat_jid="85291111111@s.whatsapp.net",
+        from_me=False,
+        timestamp=T0,
+        body="from the history",
+        sender=ev.Party(phone="85291111111", jid="85291111111@s.whatsapp.net"),
+        history=True,
+    )
+    with transaction.atomic():
+        ingest.apply(session, [ev.HistoryBatch(messages=[history], progress=100)])
+    assert agent.get(f"/api/v1/chats/{bo.uuid}/").json()["status"] == "snoozed"  # not a reply
+
+    incoming(session, 3, phone="85291111111", name="Bo")  # Bo writes again
+    assert agent.get(f"/api/v1/chats/{bo.uuid}/").json()["status"] == "open"
+    assert agent.get(f"/api/v1/chats/{cy.uuid}/").json()["status"] == "snoozed"
+
+    assert chats_wake(now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)) == 1  # Cy's time came
+    reopened = agent.get(f"/api/v1/chats/{cy.uuid}/").json()
+    assert reopened["status"] == "open" and reopened["snoozed_until"] is None
+
+
 def test_sending_through_the_api_is_queued_and_a_viewer_cannot_send(cast, api, session):
     body = {"session": str(session.uuid), "phone": "+852 9123 4567", "text": "Hello from the API"}
     with TestCase.captureOnCommitCallbacks(execute=True):
