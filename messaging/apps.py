@@ -18,3 +18,8 @@ class MessagingConfig(AppConfig):
         from sessions_app.queue import TOPIC
 
         events.subscribe(TOPIC, ingest.handle)
+
+        # The inbox's live feed: what ingest and the outbox announce, pushed to members' sockets.
+        from messaging import live
+
+        live.subscribe()
