@@ -238,8 +238,8 @@ ChatKey = tuple[str, object]  # ("direct", contact id) or ("group", group JID)
 
 
 def chat_ids_for(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[ChatKey, int]:
-    """The id of the session's chat for each key (created if new); ``keys`` maps a key to the
-    JID to send to."""
+    """The id of the session's chat for each key (created if new, assigned to the session's
+    default assignee if it has one); ``keys`` maps a key to the JID to send to."""
     if not keys:
         return {}
     ids = _chat_ids(session, keys)
@@ -253,6 +253,7 @@ def chat_ids_for(session: WhatsAppSession, keys: dict[ChatKey, str]) -> dict[Cha
             "kind": ChatKind.DIRECT if kind == "direct" else ChatKind.GROUP,
             "contact_id": ref if kind == "direct" else None,
             "jid": (jid if kind == "direct" else str(ref))[:128],
+            "assignee_id": session.default_assignee_id,  # the session's, if it names one
         }
         for (kind, ref), jid in missing.items()
     ]

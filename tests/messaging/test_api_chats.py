@@ -197,6 +197,18 @@ def test_a_snoozed_chat_reopens_when_its_time_comes_or_the_contact_writes(cast, 
     assert reopened["status"] == "open" and reopened["snoozed_until"] is None
 
 
+def test_a_new_chat_goes_to_the_sessions_default_assignee(cast, api, session):
+    incoming(session, 1, phone="85291111111", name="Bo")  # before a default was set
+    session.default_assignee = cast.agent
+    session.save(update_fields=["default_assignee"])
+    incoming(session, 2, phone="85292222222", name="Cy")
+
+    mine = api(cast.agent).get("/api/v1/chats/", {"assignee": "me"}).json()["results"]
+    assert [c["title"] for c in mine] == ["Cy"]
+    unassigned = api(cast.agent).get("/api/v1/chats/", {"assignee": "none"}).json()["results"]
+    assert [c["title"] for c in unassigned] == ["Bo"]
+
+
 def test_sending_through_the_api_is_queued_and_a_viewer_cannot_send(cast, api, session):
     body = {"session": str(session.uuid), "phone": "+852 9123 4567", "text": "Hello from the API"}
     with TestCase.captureOnCommitCallbacks(execute=True):
