@@ -401,6 +401,14 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
         chat_services.chat_mark_read(organization=request.organization, chat=chat)
         return Response(self._chats_data([self.get_queryset().get(pk=chat.pk)])[0])
 
+    @extend_schema(request=None, responses=ChatSerializer)
+    @action(detail=True, methods=["post"], url_path="unread")
+    def mark_unread(self, request, uuid=None):
+        """Back on the unread list (for whoever picks it up next); the contact sees nothing."""
+        chat = self.get_object()
+        chat_services.chat_mark_unread(organization=request.organization, chat=chat)
+        return Response(self._chats_data([self.get_queryset().get(pk=chat.pk)])[0])
+
     @extend_schema(request=ChatUpdateSerializer, responses=ChatSerializer)
     def partial_update(self, request, uuid=None):
         data = ChatUpdateSerializer(data=request.data)

@@ -49,6 +49,11 @@ def chat_mark_read(*, organization: Organization, chat: Chat) -> list[str]:
     return ids
 
 
+def chat_mark_unread(*, organization: Organization, chat: Chat) -> None:
+    """Back on the team's unread list (at least one unread); nothing is sent to the contact."""
+    scoped(Chat, organization).filter(pk=chat.pk, unread_count=0).update(unread_count=1)
+
+
 def chat_update(
     *,
     organization: Organization,

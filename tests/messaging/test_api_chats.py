@@ -126,13 +126,18 @@ def test_messages_page_backwards_from_the_newest_with_a_constant_query_count(cas
     assert older["results"][0]["body"] == "message 14"
 
 
-def test_marking_a_chat_read_clears_its_unread_count(cast, api, session):
+def test_marking_a_chat_read_clears_its_unread_count_and_unread_brings_it_back(cast, api, session):
     incoming(session, 1)
     chat = Chat.objects.get()
     with TestCase.captureOnCommitCallbacks(execute=False) as queued:
         answer = api(cast.agent).post(f"/api/v1/chats/{chat.uuid}/read/")
     assert answer.status_code == 200 and answer.json()["unread_count"] == 0
     assert len(queued) == 1  # the read receipt, sent by a task after commit
+    with TestCase.captureOnCommitCallbacks(execute=False) as queued:
+        again = api(cast.agent).post(f"/api/v1/chats/{chat.uuid}/unread/")
+    assert again.status_code == 200 and again.json()["unread_count"] == 1
+    assert not queued  # nothing goes to the contact
+    assert api(cast.viewer).post(f"/api/v1/chats/{chat.uuid}/unread/").status_code == 403
 
 
 def test_assigning_resolving_and_snoozing_a_chat(cast, api, session):
