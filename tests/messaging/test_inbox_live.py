@@ -10,7 +10,9 @@ import pytest
 from django.db import transaction
 from websockets.exceptions import InvalidStatus
 
+from crm.live import push_now
 from messaging import ingest
+from messaging.live import inbox_group
 from messaging.models import Message
 from sessions_app import services
 from sessions_app.providers import events as ev
@@ -24,6 +26,19 @@ def frames(ws, until: str) -> list[dict]:
     while not seen or seen[-1]["event"] != until:
         seen.append(json.loads(ws.recv(timeout=10)))
     return seen
+
+
+def listening(ws, organization_id: int) -> None:
+    """Until the socket's subscription is live (the pub/sub layer subscribes as the socket
+    opens, and a push sent before Redis has it reaches no one): probes until one comes back."""
+    for attempt in range(40):
+        push_now(inbox_group(organization_id), "probe", {"n": attempt})
+        try:
+            if json.loads(ws.recv(timeout=0.25))["event"] == "probe":
+                return
+        except TimeoutError:
+            continue
+    raise AssertionError("the inbox socket never received a probe")
 
 
 def apply(session, *events):
@@ -57,6 +72,7 @@ def test_a_new_message_and_its_receipts_reach_an_open_inbox(asgi_server, cast):
         body="Hi Ann",
     )
     with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as inbox:
+        listening(inbox, cast.org_a.pk)
         apply(session, hello)
         received = frames(inbox, "message.received")[-1]["data"]["messages"]
         apply(session, ours)
