@@ -235,13 +235,15 @@ def test_a_killed_drainer_loses_nothing(cast, tmp_path, post):
     os.kill(child.pid, signal.SIGKILL)
     child.wait(10)
     applied = []
-    bus.subscribe(
-        queue.TOPIC, lambda **kw: applied.extend(e.provider_message_id for e in kw["events"])
-    )
+
+    def record(**kw):
+        applied.extend(e.provider_message_id for e in kw["events"])
+
+    bus.subscribe(queue.TOPIC, record)
     try:
         deadline = time.monotonic() + 20
         while len(applied) < 10 and time.monotonic() < deadline:
             queue.drain()  # the sweep: the killed batch's locks are gone with its connection
     finally:
-        bus._handlers[queue.TOPIC].clear()
+        bus.unsubscribe(queue.TOPIC, record)
     assert sorted(applied) == sorted(f"HOOK{n}" for n in range(10))
