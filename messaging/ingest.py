@@ -344,12 +344,6 @@ DEFAULTS = {
 }
 
 
-def _insert(rows: list[dict]) -> dict[str, int]:
-    """Insert the rows that are new: ``{provider_message_id: id}`` of those. A provider id the
-    session holds already, or one repeated earlier in ``rows``, is skipped (the first wins)."""
-    return {row["provider_message_id"]: row["id"] for row in _insert_made(rows, dict, _row_keys)}
-
-
 def _insert_made(items: list, make, keys) -> list[dict]:
     """Insert the message rows ``make`` makes of ``items`` (messages, or rows; of one session)
     that are new; returns those rows, each with its ``id``. ``keys`` tells an item's (session

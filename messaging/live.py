@@ -12,6 +12,7 @@ from crm.live import org_group, push_now
 from messaging import ingest
 from messaging.models import Message
 from messaging.services import outbox
+from sessions_app.models import WhatsAppSession
 
 INBOX = "inbox"
 
@@ -49,8 +50,6 @@ def _messages_frame(event: str):
 
 
 def _history_progress(*, organization_id: int, session_id: int, done: int, total: int, **_p):
-    from sessions_app.models import WhatsAppSession
-
     session = scoped(WhatsAppSession, Organization(pk=organization_id)).filter(pk=session_id)
     push_now(
         inbox_group(organization_id),

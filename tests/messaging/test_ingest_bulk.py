@@ -337,7 +337,8 @@ def test_a_batch_racing_another_writer_for_the_same_message_stores_each_once(cas
     copying.take_ids = take_ids_then_let_them_commit
     try:
         with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-            new = ingest._insert(rows)
+            made = ingest._insert_made(rows, dict, ingest._row_keys)
+            new = {row["provider_message_id"]: row["id"] for row in made}
     finally:
         copying.take_ids = original
         go.set()
