@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
-from messaging import search
+from messaging import presence, search
 from messaging.models import (
     CannedReply,
     Chat,
@@ -233,11 +233,12 @@ class SearchQuerySerializer(serializers.Serializer):
 
 class ChatNoteSerializer(serializers.ModelSerializer):
     author = serializers.EmailField(source="author.email", read_only=True, default=None)
+    author_name = serializers.CharField(source="author.display_name", read_only=True, default=None)
     chat = serializers.UUIDField(source="chat.uuid", read_only=True)
 
     class Meta:
         model = ChatNote
-        fields = ["id", "chat", "text", "author", "created_at"]
+        fields = ["id", "chat", "text", "author", "author_name", "created_at"]
         read_only_fields = fields
 
 
@@ -259,6 +260,12 @@ class CannedReplyWriteSerializer(StrictSerializer):
 
 class RenderedSerializer(serializers.Serializer):
     text = serializers.CharField()
+
+
+class PresenceSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="A member's id")
+    name = serializers.CharField()
+    until = serializers.DateTimeField()
 
 
 class UnreadSerializer(serializers.Serializer):
@@ -295,7 +302,7 @@ class ChatUpdateSerializer(StrictSerializer):
 # --- Querysets -----------------------------------------------------------------------------------
 
 
-def _messages(queryset):
+def messages_queryset(queryset):
     return queryset.select_related("chat", "session", "sender", "quoted").prefetch_related(
         Prefetch("reactions", queryset=Reaction.objects.order_by("timestamp"))
     )
@@ -321,6 +328,13 @@ CHAT_FILTERS = [
     OpenApiParameter("tag", int, description="A tag's id: chats with a contact so tagged"),
     OpenApiParameter("archived", bool, description="Default: false"),
     OpenApiParameter("kind", str, enum=list(ChatKind.values)),
+]
+
+
+NEAR = [
+    OpenApiParameter("around", str, description="A message's id: the page around it"),
+    OpenApiParameter("before", str, description="A message's id: the page older than it"),
+    OpenApiParameter("after", str, description="A message's id: the page newer than it"),
 ]
 
 
@@ -422,16 +436,70 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
             )
         return Response(self._chats_data([self.get_queryset().get(pk=chat.pk)])[0])
 
-    @extend_schema(responses=MessageSerializer(many=True))
+    @extend_schema(parameters=NEAR, responses=MessageSerializer(many=True))
     @action(detail=True, methods=["get"], url_path="messages")
     def messages(self, request, uuid=None):
-        """The chat's messages, newest first; follow ``next`` for older ones."""
+        """The chat's messages, newest first; follow ``next`` for older ones. With ``around``,
+        ``before`` or ``after`` (a message's id): the page with that message in its middle, or
+        the page just older or newer than it; from there ``next`` is older, ``previous`` newer."""
         chat = self.get_object()
-        queryset = _messages(scoped(Message, request.organization).filter(chat=chat))
+        queryset = messages_queryset(scoped(Message, request.organization).filter(chat=chat))
+        named = [key for key in ("around", "before", "after") if request.query_params.get(key)]
+        if len(named) > 1:
+            raise exceptions.ValidationError({named[1]: ["Give one of around, before, after."]})
+        if named:
+            return self._messages_near(request, queryset, named[0])
         paginator = self.paginator
         view = _Ordered(("-timestamp", "-id"))
         page = paginator.paginate_queryset(queryset, request, view=view)
         return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    def _messages_near(self, request, queryset, key: str) -> Response:
+        """Keyset pages on (timestamp, id) next to a message (the message_chat_time index)."""
+        anchor = queryset.filter(uuid=_uuid(request.query_params[key], key)).first()
+        if anchor is None:
+            raise exceptions.ValidationError({key: ["No such message in this chat."]})
+        size = self.paginator.get_page_size(request)
+        at, pk = anchor.timestamp, anchor.pk
+        older = queryset.filter(Q(timestamp__lt=at) | Q(id__lt=pk), timestamp__lte=at)
+        newer = queryset.filter(Q(timestamp__gt=at) | Q(id__gt=pk), timestamp__gte=at)
+        take_newer = {"around": size // 2, "before": 0, "after": size}[key]
+        take_older = {"around": size - take_newer - 1, "before": size, "after": 0}[key]
+        newer_rows = list(newer.order_by("timestamp", "id")[: take_newer + 1]) if take_newer else []
+        older_rows = (
+            list(older.order_by("-timestamp", "-id")[: take_older + 1]) if take_older else []
+        )
+        page = [
+            *reversed(newer_rows[:take_newer]),
+            *([anchor] if key == "around" else []),
+            *older_rows[:take_older],
+        ]
+        more_older = len(older_rows) > take_older if take_older else True
+        more_newer = len(newer_rows) > take_newer if take_newer else True
+        return Response(
+            {
+                "next": _near_link(request, "before", page[-1]) if page and more_older else None,
+                "previous": _near_link(request, "after", page[0]) if page and more_newer else None,
+                "results": MessageSerializer(page, many=True).data,
+            }
+        )
+
+    @extend_schema(
+        methods=["GET", "POST", "DELETE"], request=None, responses=PresenceSerializer(many=True)
+    )
+    @action(detail=True, methods=["get", "post", "delete"])
+    def presence(self, request, uuid=None):
+        """Who of the team has the chat open. POST: you are viewing it (for a minute; repeat
+        to stay); DELETE: you left. Members' inboxes are told (``presence`` frames)."""
+        chat = self.get_object()
+        organization = request.organization
+        if request.method == "POST":
+            viewers = presence.viewing(organization.pk, chat, request.user)
+        elif request.method == "DELETE":
+            viewers = presence.left(organization.pk, chat, request.user)
+        else:
+            viewers = presence.viewers(organization.pk, chat)
+        return Response(viewers)
 
     @extend_schema(
         methods=["GET"], responses=ChatNoteSerializer(many=True), description="Oldest first."
@@ -456,6 +524,14 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
             notes.select_related("chat"), request, view=_Ordered(("created_at", "id"))
         )
         return self.paginator.get_paginated_response(ChatNoteSerializer(page, many=True).data)
+
+
+def _near_link(request, key: str, message: Message) -> str:
+    query = request.query_params.copy()
+    for name in ("around", "before", "after", "cursor"):
+        query.pop(name, None)
+    query[key] = str(message.uuid)
+    return request.build_absolute_uri(request.path) + "?" + query.urlencode()
 
 
 class _Ordered:
@@ -527,7 +603,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
     lookup_url_kwarg = "uuid"
 
     def get_queryset(self):
-        return _messages(super().get_queryset())
+        return messages_queryset(super().get_queryset())
 
     def get_object_in_tenant(self, value):
         return _by_uuid(self.get_queryset(), value)
@@ -602,7 +678,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
             has_media=values.get("has_media"),
         )
         page = self.paginator.paginate_queryset(
-            _messages(found), request, view=_Ordered(("-timestamp", "-id"))
+            messages_queryset(found), request, view=_Ordered(("-timestamp", "-id"))
         )
         context = {"request": request, "words": search.words_of(values["q"])}
         return self.paginator.get_paginated_response(

@@ -56,6 +56,7 @@ BATCH = 10_000  # messages per statement group in a history sync
 RECEIVED = "message.received"
 STATUS_CHANGED = "message.status"
 REACTED = "message.reaction"
+CHANGED = "message.changed"  # edited or deleted by its sender
 HISTORY_PROGRESS = "history.progress"
 STATUS_AT = {
     "sent": "sent_at",
@@ -75,6 +76,7 @@ class Applied:
     stored: list[int] = field(default_factory=list)  # every new message
     statuses: list[int] = field(default_factory=list)
     reactions: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)  # edited or revoked
     waiting: int = 0
 
 
@@ -657,11 +659,10 @@ def _later_events(session: WhatsAppSession, events: list, applied: Applied) -> N
             if _react(session, message, event):
                 applied.reactions.append(message.pk)
         elif isinstance(event, ev.MessageEdited):
-            _edit(message, event)
-        elif isinstance(event, ev.MessageRevoked):
-            Message.objects.filter(pk=message.pk, revoked_at__isnull=True).update(
-                revoked_at=event.timestamp
-            )
+            if _edit(message, event):
+                applied.changed.append(message.pk)
+        elif isinstance(event, ev.MessageRevoked) and _revoke(message, event):
+            applied.changed.append(message.pk)
     for status, pairs in statuses.items():
         applied.statuses.extend(_advance(status, pairs))
     _wait(session, waiting)
@@ -745,14 +746,24 @@ def _react(session: WhatsAppSession, message: Message, event: ev.ReactionReceive
     )
 
 
-def _edit(message: Message, event: ev.MessageEdited) -> None:
+def _edit(message: Message, event: ev.MessageEdited) -> bool:
+    """The new text, the old one kept in ``edits``; False when it was applied already."""
     at = event.timestamp.isoformat()
     locked = Message.objects.select_for_update().only("id", "body", "edits").get(pk=message.pk)
     if any(edit.get("at") == at for edit in locked.edits) or locked.body == event.body:
-        return  # applied already
+        return False
     locked.edits = [*locked.edits, {"body": locked.body, "at": at}]
     locked.body = event.body
     locked.save(update_fields=["body", "edits"])
+    return True
+
+
+def _revoke(message: Message, event: ev.MessageRevoked) -> bool:
+    return bool(
+        Message.objects.filter(pk=message.pk, revoked_at__isnull=True).update(
+            revoked_at=event.timestamp
+        )
+    )
 
 
 def _wait(session: WhatsAppSession, events: list) -> None:
@@ -816,3 +827,5 @@ def _announce(session: WhatsAppSession, applied: Applied) -> None:
         bus.publish_on_commit(STATUS_CHANGED, message_ids=applied.statuses, **common)
     if applied.reactions:
         bus.publish_on_commit(REACTED, message_ids=applied.reactions, **common)
+    if applied.changed:
+        bus.publish_on_commit(CHANGED, message_ids=applied.changed, **common)

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organization, User
 from accounts.tenancy import scoped
+from crm import events as bus
 from crm.errors import ApplicationError, Conflict
 from messaging.models import (
     Chat,
@@ -25,6 +26,7 @@ from messaging.models import (
     Reaction,
 )
 
+CHAT_CHANGED = "chat.changed"  # read state, status, assignee or archive; announced after commit
 KEY_LIFETIME = dt.timedelta(hours=24)
 ABANDONED = dt.timedelta(seconds=60)  # a key whose request died before it wrote its message
 
@@ -33,7 +35,8 @@ def chat_mark_read(*, organization: Organization, chat: Chat) -> list[str]:
     """Unread count to zero; returns the provider ids of the incoming messages to acknowledge
     (the caller's task sends the read receipt where the session's policy allows it)."""
     with transaction.atomic():
-        scoped(Chat, organization).filter(pk=chat.pk).update(unread_count=0)
+        if scoped(Chat, organization).filter(pk=chat.pk, unread_count__gt=0).update(unread_count=0):
+            _changed(organization.pk, [chat.pk])
         ids = list(
             scoped(Message, organization)
             .filter(chat=chat, direction=Direction.IN, read_at__isnull=True)
@@ -51,7 +54,12 @@ def chat_mark_read(*, organization: Organization, chat: Chat) -> list[str]:
 
 def chat_mark_unread(*, organization: Organization, chat: Chat) -> None:
     """Back on the team's unread list (at least one unread); nothing is sent to the contact."""
-    scoped(Chat, organization).filter(pk=chat.pk, unread_count=0).update(unread_count=1)
+    if scoped(Chat, organization).filter(pk=chat.pk, unread_count=0).update(unread_count=1):
+        _changed(organization.pk, [chat.pk])
+
+
+def _changed(organization_id: int, chat_ids: list[int]) -> None:
+    bus.publish_on_commit(CHAT_CHANGED, organization_id=organization_id, chat_ids=chat_ids)
 
 
 def chat_update(
@@ -96,14 +104,31 @@ def chat_update(
         fields.append("assignee")
     if fields:
         chat.save(update_fields=[*fields, "updated_at"])
+        _changed(organization.pk, [chat.pk])
     return chat
 
 
+WAKE_BATCH = 5000
+
+
 def chats_wake(*, now: dt.datetime | None = None) -> int:
-    """Beat: snoozed chats whose time has come are open again. Returns how many."""
-    return Chat.objects.filter(
-        status=ChatStatus.SNOOZED, snoozed_until__lte=now or timezone.now()
-    ).update(status=ChatStatus.OPEN, snoozed_until=None)
+    """Beat: snoozed chats whose time has come are open again (and their inboxes told). Returns
+    how many."""
+    due = Chat.objects.filter(status=ChatStatus.SNOOZED, snoozed_until__lte=now or timezone.now())
+    woken = 0
+    while rows := list(due.values_list("pk", "organization_id")[:WAKE_BATCH]):
+        with transaction.atomic():
+            woken += due.filter(pk__in=[pk for pk, _org in rows]).update(
+                status=ChatStatus.OPEN, snoozed_until=None
+            )
+            by_organization: dict[int, list[int]] = {}
+            for pk, organization_id in rows:
+                by_organization.setdefault(organization_id, []).append(pk)
+            for organization_id, chat_ids in by_organization.items():
+                _changed(organization_id, chat_ids)
+        if len(rows) < WAKE_BATCH:
+            break
+    return woken
 
 
 def reaction_send(

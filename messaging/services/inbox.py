@@ -8,10 +8,12 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
+from crm import events as bus
 from crm.errors import ApplicationError, Conflict
 from messaging.models import CannedReply, Chat, ChatNote, Contact
 from messaging.text import format_phone
 
+NOTE_ADDED = "chat.note"  # announced after commit (the note's id)
 MAX_TEXT = 4096  # what WhatsApp takes in one text message
 SHORTCUT = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 VARIABLE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -48,9 +50,11 @@ def chat_note_add(
     *, organization: Organization, chat: Chat, text: str, author: User | None
 ) -> ChatNote:
     """A private note in the chat, for the team: never sent."""
-    return ChatNote.objects.create(
+    note = ChatNote.objects.create(
         organization=organization, chat=chat, author=author, text=_text(text, limit=10_000)
     )
+    bus.publish_on_commit(NOTE_ADDED, organization_id=organization.pk, note_id=note.pk)
+    return note
 
 
 def _reply_values(shortcut: str, text: str) -> dict:

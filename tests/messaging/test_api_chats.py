@@ -132,11 +132,12 @@ def test_marking_a_chat_read_clears_its_unread_count_and_unread_brings_it_back(c
     with TestCase.captureOnCommitCallbacks(execute=False) as queued:
         answer = api(cast.agent).post(f"/api/v1/chats/{chat.uuid}/read/")
     assert answer.status_code == 200 and answer.json()["unread_count"] == 0
-    assert len(queued) == 1  # the read receipt, sent by a task after commit
+    # the read receipt, sent by a task after commit (beside the inbox's announcement)
+    assert len([c for c in queued if "chat_mark_read" in c.__qualname__]) == 1
     with TestCase.captureOnCommitCallbacks(execute=False) as queued:
         again = api(cast.agent).post(f"/api/v1/chats/{chat.uuid}/unread/")
     assert again.status_code == 200 and again.json()["unread_count"] == 1
-    assert not queued  # nothing goes to the contact
+    assert not [c for c in queued if "chat_mark" in c.__qualname__]  # nothing goes to the contact
     assert api(cast.viewer).post(f"/api/v1/chats/{chat.uuid}/unread/").status_code == 403
 
 

@@ -133,3 +133,68 @@ def test_rendering_for_another_organizations_chat_is_refused(cast, api, chat):
     )
     assert response.status_code == 400 and "chat" in response.json()["error"]["fields"]
     assert "Mei" not in response.content.decode()
+
+
+def _long_chat(chat, n):
+    """``n`` more messages in the chat, a minute apart after the first (two share a second)."""
+    for i in range(n):
+        Message.objects.create(
+            organization=chat.organization,
+            session=chat.session,
+            chat=chat,
+            provider_message_id=f"M{i}",
+            direction="in",
+            type="text",
+            body=f"message {i}",
+            status="received",
+            timestamp=T0 + dt.timedelta(minutes=1 + i // 2 * 2),
+        )
+    return list(Message.objects.filter(chat=chat).order_by("-timestamp", "-id"))
+
+
+def test_a_message_opens_in_the_middle_of_its_page_and_pages_go_both_ways(cast, api, chat):
+    """Search jumps to a message: its page, then older (next) and newer (previous) pages that
+    meet exactly, ties on the same second included."""
+    newest_first = _long_chat(chat, 30)
+    target = newest_first[15]
+    client = api(cast.viewer)
+    url = f"/api/v1/chats/{chat.uuid}/messages/"
+
+    page = client.get(url, {"around": str(target.uuid), "page_size": 10}).json()
+    ids = [m["id"] for m in page["results"]]
+    assert ids == [str(m.uuid) for m in newest_first[10:20]]  # 5 newer, it, 4 older
+    older = client.get(page["next"]).json()
+    newer = client.get(page["previous"]).json()
+    assert [m["id"] for m in older["results"]] == [str(m.uuid) for m in newest_first[20:30]]
+    assert [m["id"] for m in newer["results"]] == [str(m.uuid) for m in newest_first[0:10]]
+    assert newer["previous"] is None  # that was the newest: the live end
+    last = client.get(older["next"]).json()
+    assert [m["id"] for m in last["results"]] == [str(newest_first[30].uuid)]
+    assert last["next"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"around": "nope"}, "around"),
+        ({"before": "6f1c3a52-0000-4000-8000-000000000000"}, "before"),
+        ({"around": "6f1c3a52-0000-4000-8000-000000000000", "after": "x"}, "after"),
+    ],
+)
+def test_paging_from_a_message_not_in_the_chat_is_a_clear_400(cast, api, chat, params, field):
+    response = api(cast.viewer).get(f"/api/v1/chats/{chat.uuid}/messages/", params)
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_presence_says_who_is_viewing_a_chat(cast, api, chat):
+    url = f"/api/v1/chats/{chat.uuid}/presence/"
+    assert api(cast.viewer).get(url).json() == []
+
+    api(cast.agent).post(url)
+    viewers = api(cast.admin).post(url).json()
+
+    assert {v["id"] for v in viewers} == {cast.agent.pk, cast.admin.pk}
+    assert {v["name"] for v in viewers} == {cast.agent.display_name, cast.admin.display_name}
+    api(cast.agent).delete(url)
+    assert [v["id"] for v in api(cast.viewer).get(url).json()] == [cast.admin.pk]

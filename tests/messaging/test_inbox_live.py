@@ -14,6 +14,7 @@ from crm.live import push_now
 from messaging import ingest
 from messaging.live import inbox_group
 from messaging.models import Message
+from messaging.services.chats import chats_wake
 from sessions_app import services
 from sessions_app.providers import events as ev
 from tests.sessions_app.test_live import socket
@@ -74,7 +75,7 @@ def test_a_new_message_and_its_receipts_reach_an_open_inbox(asgi_server, cast):
     with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as inbox:
         listening(inbox, cast.org_a.pk)
         apply(session, hello)
-        received = frames(inbox, "message.received")[-1]["data"]["messages"]
+        received = frames(inbox, "message.received")[-1]["data"]
         apply(session, ours)
         apply(
             session,
@@ -97,15 +98,17 @@ def test_a_new_message_and_its_receipts_reach_an_open_inbox(asgi_server, cast):
         sync = frames(inbox, "history.progress")
 
     message = Message.objects.get(provider_message_id="IN1")
-    assert received == [
-        {
-            "id": str(message.uuid),
-            "chat": str(message.chat.uuid),
-            "direction": "in",
-            "status": "received",
-            "chat_unread": 1,
-        }
-    ]
+    # The frame holds what the page shows: the message, and its chat's row for the list
+    [shown] = received["messages"]
+    assert (shown["id"], shown["chat"], shown["direction"], shown["body"]) == (
+        str(message.uuid),
+        str(message.chat.uuid),
+        "in",
+        "Hello?",
+    )
+    [row] = received["chats"]
+    assert (row["id"], row["title"], row["unread_count"]) == (str(message.chat.uuid), "Ann", 1)
+    assert row["last_message"]["preview"] == "Hello?"
     assert status[0]["status"] == "read" and status[0]["id"] == str(
         Message.objects.get(provider_message_id="OUT1").uuid
     )
@@ -116,3 +119,113 @@ def test_a_new_message_and_its_receipts_reach_an_open_inbox(asgi_server, cast):
 def test_another_organizations_member_cannot_open_the_inbox(asgi_server, cast):
     with pytest.raises(InvalidStatus), socket(asgi_server, "/ws/o/acme/inbox/", cast.b_member):
         pass
+
+
+def test_assignment_status_read_state_and_notes_reach_every_open_inbox(asgi_server, cast, api):
+    session = services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
+    )
+    apply(session, _incoming("IN1", "Hello?"))
+    chat = Message.objects.get(provider_message_id="IN1").chat
+    agent, url = api(cast.agent), f"/api/v1/chats/{chat.uuid}/"
+    with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as inbox:
+        listening(inbox, cast.org_a.pk)
+        agent.patch(url, {"assignee": cast.agent.pk}, format="json")
+        assigned = frames(inbox, "chat.changed")[-1]["data"]["chats"]
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        agent.patch(url, {"status": "snoozed", "snoozed_until": later.isoformat()}, format="json")
+        snoozed = frames(inbox, "chat.changed")[-1]["data"]["chats"]
+        chats_wake(now=later + dt.timedelta(seconds=1))
+        woken = frames(inbox, "chat.changed")[-1]["data"]["chats"]
+        agent.post(f"{url}read/")
+        read = frames(inbox, "chat.changed")[-1]["data"]["chats"]
+        agent.post(f"{url}notes/", {"text": "VIP"}, format="json")
+        note = frames(inbox, "chat.note")[-1]["data"]
+
+    assert [(c["id"], c["assignee"]) for c in assigned] == [(str(chat.uuid), cast.agent.pk)]
+    assert snoozed[0]["status"] == "snoozed"
+    assert (woken[0]["status"], woken[0]["snoozed_until"]) == ("open", None)
+    assert read[0]["unread_count"] == 0
+    assert (note["chat"], note["text"], note["author_name"]) == (
+        str(chat.uuid),
+        "VIP",
+        cast.agent.display_name,
+    )
+
+
+def test_an_edit_and_a_deletion_reach_an_open_inbox(asgi_server, cast):
+    session = services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
+    )
+    apply(session, _incoming("IN1", "See you at 5"))
+    with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as inbox:
+        listening(inbox, cast.org_a.pk)
+        apply(
+            session,
+            ev.MessageEdited(
+                provider_message_id="IN1",
+                chat_jid="85291234567@s.whatsapp.net",
+                body="See you at 6",
+                timestamp=T0 + dt.timedelta(minutes=1),
+            ),
+        )
+        edited = frames(inbox, "message.changed")[-1]["data"]["messages"]
+        apply(
+            session,
+            ev.MessageRevoked(
+                provider_message_id="IN1",
+                chat_jid="85291234567@s.whatsapp.net",
+                timestamp=T0 + dt.timedelta(minutes=2),
+            ),
+        )
+        revoked = frames(inbox, "message.changed")[-1]["data"]["messages"]
+
+    assert edited[0]["body"] == "See you at 6" and edited[0]["edits"][0]["body"] == "See you at 5"
+    assert revoked[0]["revoked_at"]
+
+
+def test_members_see_who_is_viewing_a_chat_until_they_leave(asgi_server, cast):
+    session = services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
+    )
+    apply(session, _incoming("IN1", "Hello?"))
+    chat = Message.objects.get(provider_message_id="IN1").chat
+    with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as watcher:
+        listening(watcher, cast.org_a.pk)
+        with socket(asgi_server, "/ws/o/acme/inbox/", cast.agent) as agent:
+            agent.send(json.dumps({"type": "viewing", "chat": str(chat.uuid)}))
+            viewing = frames(watcher, "presence")[-1]["data"]
+            frames(agent, "presence")  # read before closing (no close while a frame is in flight)
+        gone = frames(watcher, "presence")[-1]["data"]  # the agent's page closed
+
+    assert viewing == {
+        "chat": str(chat.uuid),
+        "viewers": [{"id": cast.agent.pk, "name": cast.agent.display_name}],
+    }
+    assert gone == {"chat": str(chat.uuid), "viewers": []}
+
+
+def test_a_socket_cannot_announce_viewing_another_organizations_chat(asgi_server, cast):
+    session = services.session_create(
+        organization=cast.org_b, actor=cast.b_member, data={"name": "B", "provider": "simulator"}
+    )
+    apply(session, _incoming("IN1", "Hello?"))
+    theirs = Message.objects.get(provider_message_id="IN1").chat
+    with socket(asgi_server, "/ws/o/acme/inbox/", cast.agent) as agent:
+        listening(agent, cast.org_a.pk)
+        agent.send(json.dumps({"type": "viewing", "chat": str(theirs.uuid)}))
+        agent.send(json.dumps({"type": "viewing", "chat": "not-a-uuid"}))
+        push_now(inbox_group(cast.org_a.pk), "probe", {"n": "after"})
+        seen = frames(agent, "probe")
+    assert [f["event"] for f in seen] == ["probe"]  # no presence frame: nothing was announced
+
+
+def _incoming(provider_id: str, body: str):
+    return ev.MessageUpserted(
+        provider_message_id=provider_id,
+        chat_jid="85291234567@s.whatsapp.net",
+        from_me=False,
+        timestamp=T0,
+        body=body,
+        sender=ev.Party(phone="85291234567", jid="85291234567@s.whatsapp.net", name="Ann"),
+    )
