@@ -377,3 +377,40 @@ def test_a_new_message_in_your_chat_notifies_you_and_counts_in_the_title(
     page.wait_for_function("document.title.startsWith('(2) ')")
 
     assert page.evaluate("window.parleyInbox.notified") == 1  # only for the agent's own chat
+
+
+def test_a_reply_with_a_photo_quotes_the_message_it_answers(new_page, cast, password, session):
+    chat = said(session, "What colour is the teapot?")
+    question = Message.objects.get(chat=chat)
+    page = new_page()
+    sign_in(page, cast.agent, password)
+    open_inbox(page, cast.org_a, f"/o/acme/inbox/?chat={chat.uuid}")
+    page.locator(".msg.in").hover()
+    page.click(".msg.in [data-action=reply]")
+    assert "What colour is the teapot?" in page.inner_text("#reply-to")
+
+    page.set_input_files(
+        "#attach", files=[{"name": "teapot.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    assert page.inner_text("#attachment-name").startswith("teapot.png")
+    page.fill("#composer-text", "This one, in celadon")
+    page.click("#send")
+
+    sent = page.locator(".msg.out")
+    sent.wait_for()
+    assert sent.locator(".quote").inner_text() == "What colour is the teapot?"
+    assert sent.locator(".body").inner_text() == "This one, in celadon"
+    sent.locator("img.image").wait_for()
+    assert page.evaluate("document.querySelector('.msg.out img.image').naturalWidth") == 1
+    message = Message.objects.get(direction="out")
+    assert (message.type, message.caption, message.quoted_id) == (
+        "image",
+        "This one, in celadon",
+        question.pk,
+    )
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
