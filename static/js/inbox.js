@@ -513,33 +513,23 @@
     ]);
   }
 
-  function loadOlder() {
-    if (!state.older || state.paging) return;
+  /** The page before the loaded messages ("older") or after them ("newer"). */
+  function loadPage(which) {
+    var link = which === "older" ? state.older : state.newer;
+    if (!link || state.paging) return;
     state.paging = true;
     var id = state.open.id;
-    call("GET", state.older).then(function (page) {
+    call("GET", link).then(function (page) {
       state.paging = false;
       if (!state.open || state.open.id !== id) return;
       page.results.forEach(function (m) { state.messages.set(m.id, m); });
-      state.older = page.next;
-      renderMessages("older");
-    }).catch(function (error) {
-      state.paging = false;
-      fail(error);
-    });
-  }
-
-  function loadNewer() {
-    if (!state.newer || state.paging) return;
-    state.paging = true;
-    var id = state.open.id;
-    call("GET", state.newer).then(function (page) {
-      state.paging = false;
-      if (!state.open || state.open.id !== id) return;
-      page.results.forEach(function (m) { state.messages.set(m.id, m); });
-      state.newer = page.previous;
-      renderMessages("keep");
-      if (!state.newer && state.open.unread_count > 0 && config.canSend) markRead();
+      if (which === "older") {
+        state.older = page.next;
+      } else {
+        state.newer = page.previous;
+        if (!state.newer && state.open.unread_count > 0 && config.canSend) markRead();
+      }
+      renderMessages(which === "older" ? "older" : "keep");
     }).catch(function (error) {
       state.paging = false;
       fail(error);
@@ -917,10 +907,10 @@
 
     $("messages").addEventListener("scroll", function () {
       var box = $("messages");
-      if (box.scrollTop < 150) loadOlder();
-      if (state.newer && box.scrollHeight - box.scrollTop - box.clientHeight < 150) loadNewer();
+      if (box.scrollTop < 150) loadPage("older");
+      if (state.newer && box.scrollHeight - box.scrollTop - box.clientHeight < 150) loadPage("newer");
     });
-    $("load-newer").addEventListener("click", loadNewer);
+    $("load-newer").addEventListener("click", function () { loadPage("newer"); });
     $("message-list").addEventListener("click", function (event) {
       var button = event.target.closest("[data-action]");
       if (!button) return;

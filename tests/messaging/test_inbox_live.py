@@ -122,11 +122,7 @@ def test_another_organizations_member_cannot_open_the_inbox(asgi_server, cast):
 
 
 def test_assignment_status_read_state_and_notes_reach_every_open_inbox(asgi_server, cast, api):
-    session = services.session_create(
-        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
-    )
-    apply(session, _incoming("IN1", "Hello?"))
-    chat = Message.objects.get(provider_message_id="IN1").chat
+    chat = chat_with(cast.org_a, cast.admin, "Hello?")
     agent, url = api(cast.agent), f"/api/v1/chats/{chat.uuid}/"
     with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as inbox:
         listening(inbox, cast.org_a.pk)
@@ -154,10 +150,7 @@ def test_assignment_status_read_state_and_notes_reach_every_open_inbox(asgi_serv
 
 
 def test_an_edit_and_a_deletion_reach_an_open_inbox(asgi_server, cast):
-    session = services.session_create(
-        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
-    )
-    apply(session, _incoming("IN1", "See you at 5"))
+    session = chat_with(cast.org_a, cast.admin, "See you at 5").session
     with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as inbox:
         listening(inbox, cast.org_a.pk)
         apply(
@@ -185,11 +178,7 @@ def test_an_edit_and_a_deletion_reach_an_open_inbox(asgi_server, cast):
 
 
 def test_members_see_who_is_viewing_a_chat_until_they_leave(asgi_server, cast):
-    session = services.session_create(
-        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
-    )
-    apply(session, _incoming("IN1", "Hello?"))
-    chat = Message.objects.get(provider_message_id="IN1").chat
+    chat = chat_with(cast.org_a, cast.admin, "Hello?")
     with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as watcher:
         listening(watcher, cast.org_a.pk)
         with socket(asgi_server, "/ws/o/acme/inbox/", cast.agent) as agent:
@@ -206,11 +195,7 @@ def test_members_see_who_is_viewing_a_chat_until_they_leave(asgi_server, cast):
 
 
 def test_a_socket_cannot_announce_viewing_another_organizations_chat(asgi_server, cast):
-    session = services.session_create(
-        organization=cast.org_b, actor=cast.b_member, data={"name": "B", "provider": "simulator"}
-    )
-    apply(session, _incoming("IN1", "Hello?"))
-    theirs = Message.objects.get(provider_message_id="IN1").chat
+    theirs = chat_with(cast.org_b, cast.b_member, "Hello?")
     with socket(asgi_server, "/ws/o/acme/inbox/", cast.agent) as agent:
         listening(agent, cast.org_a.pk)
         agent.send(json.dumps({"type": "viewing", "chat": str(theirs.uuid)}))
@@ -218,6 +203,15 @@ def test_a_socket_cannot_announce_viewing_another_organizations_chat(asgi_server
         push_now(inbox_group(cast.org_a.pk), "probe", {"n": "after"})
         seen = frames(agent, "probe")
     assert [f["event"] for f in seen] == ["probe"]  # no presence frame: nothing was announced
+
+
+def chat_with(organization, actor, text: str):
+    """A simulator session of ``organization`` with one message from Ann in it: her chat."""
+    session = services.session_create(
+        organization=organization, actor=actor, data={"name": "Desk", "provider": "simulator"}
+    )
+    apply(session, _incoming("IN1", text))
+    return Message.objects.get(provider_message_id="IN1").chat
 
 
 def _incoming(provider_id: str, body: str):
