@@ -9,7 +9,17 @@ import uuid
 
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Sum,
+)
+from django.db.models.expressions import RawSQL
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
@@ -461,8 +471,7 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
             raise exceptions.ValidationError({key: ["No such message in this chat."]})
         size = self.paginator.get_page_size(request)
         at, pk = anchor.timestamp, anchor.pk
-        older = queryset.filter(Q(timestamp__lt=at) | Q(id__lt=pk), timestamp__lte=at)
-        newer = queryset.filter(Q(timestamp__gt=at) | Q(id__gt=pk), timestamp__gte=at)
+        older, newer = _keyset(queryset, "<", at, pk), _keyset(queryset, ">", at, pk)
         take_newer = {"around": size // 2, "before": 0, "after": size}[key]
         take_older = {"around": size - take_newer - 1, "before": size, "after": 0}[key]
         newer_rows = list(newer.order_by("timestamp", "id")[: take_newer + 1]) if take_newer else []
@@ -524,6 +533,18 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
             notes.select_related("chat"), request, view=_Ordered(("created_at", "id"))
         )
         return self.paginator.get_paginated_response(ChatNoteSerializer(page, many=True).data)
+
+
+def _keyset(queryset, operator: str, at, pk):
+    """Messages before or after (at, pk) in (timestamp, id) order, as a row comparison: one range
+    of ``message_chat_time`` (an OR of the two columns was planned as a read of the whole chat)."""
+    assert operator in ("<", ">")
+    condition = RawSQL(  # noqa: S611 - the operator is one of two constants; values are parameters
+        f'("messaging_message"."timestamp", "messaging_message"."id") {operator} (%s, %s)',
+        (at, pk),
+        output_field=BooleanField(),
+    )
+    return queryset.filter(ExpressionWrapper(condition, output_field=BooleanField()))
 
 
 def _near_link(request, key: str, message: Message) -> str:
@@ -677,8 +698,8 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
             before=values.get("before"),
             has_media=values.get("has_media"),
         )
-        page = self.paginator.paginate_queryset(
-            messages_queryset(found), request, view=_Ordered(("-timestamp", "-id"))
+        page = search.paginate(
+            self.paginator, messages_queryset(found), request, view=_Ordered(("-timestamp", "-id"))
         )
         context = {"request": request, "words": search.words_of(values["q"])}
         return self.paginator.get_paginated_response(

@@ -7,8 +7,14 @@ languages) served by a GIN index over the same expression (migration 0007, Postg
 the schema stays portable). SQLite, the embedded default, matches each word as a substring
 instead: slower on a large table, the same results for whole words.
 
-Results come newest first. ``highlight`` gives a short, HTML-escaped excerpt with the matched
-words in ``<mark>``, the same on both databases.
+Results come newest first. For a word in few messages PostgreSQL reads them all from the GIN
+index and sorts them; for a word in many it walks the organization's messages newest first
+(``message_org_time``, migration 0011) until the page is full, choosing by its statistics of
+the word's frequency. The walk assumes the matches are spread over time: for a fairly common
+word whose matches are all old it would read most of the organization's messages, so
+``paginate`` gives it a time budget and otherwise asks again with the GIN index
+(bench/inbox_queries.py measures each case). ``highlight`` gives a short, HTML-escaped excerpt
+with the matched words in ``<mark>``, the same on both databases.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import html
 import re
 import unicodedata
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -32,6 +38,8 @@ VECTOR = (
     "to_tsvector('simple'::regconfig, messaging_message.body || ' ' || messaging_message.caption)"
 )
 WORD = re.compile(r"\w+")
+# How long a page may take before the newest-first walk is abandoned for the GIN index (ms).
+WALK_BUDGET_MS = 50
 MAX_WORDS = 8
 EXCERPT = 160  # characters around the first match
 
@@ -85,6 +93,27 @@ def message_search(
         with_media = ~Q(media_state=MediaState.NONE)
         messages = messages.filter(with_media if has_media else ~with_media)
     return messages.order_by("-timestamp", "-id")
+
+
+def paginate(paginator, queryset: QuerySet, request, view) -> list:
+    """``paginator.paginate_queryset`` for a search, with PostgreSQL's bet bounded. For a word
+    it thinks common, PostgreSQL walks the messages newest first until the page is full; when
+    the word's matches are all old, that walk reads most of the organization. So the page gets
+    ``WALK_BUDGET_MS``; past it, it is asked again with index scans off, which leaves the GIN
+    index (every match read, then sorted: proportional to the matches, not the organization).
+    """
+    if connection.vendor != "postgresql":
+        return paginator.paginate_queryset(queryset, request, view=view)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = {WALK_BUDGET_MS}")
+            return paginator.paginate_queryset(queryset, request, view=view)
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) != "57014":  # query_canceled
+            raise
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        return paginator.paginate_queryset(queryset, request, view=view)
 
 
 def highlight(message: Message, words: list[str]) -> str:
