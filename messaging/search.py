@@ -105,15 +105,23 @@ def paginate(paginator, queryset: QuerySet, request, view) -> list:
     if connection.vendor != "postgresql":
         return paginator.paginate_queryset(queryset, request, view=view)
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL statement_timeout = {WALK_BUDGET_MS}")
-            return paginator.paginate_queryset(queryset, request, view=view)
+        return _page_with("statement_timeout", WALK_BUDGET_MS, paginator, queryset, request, view)
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) != "57014":  # query_canceled
             raise
+    return _page_with("enable_indexscan", "off", paginator, queryset, request, view)
+
+
+def _page_with(setting: str, value, paginator, queryset, request, view) -> list:
+    """The page, read with ``setting`` changed for it alone (in a transaction of its own, or a
+    savepoint of the caller's, where it is put back before the savepoint is released)."""
+    inside = connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        return paginator.paginate_queryset(queryset, request, view=view)
+        cursor.execute(f"SET LOCAL {setting} = {value}")
+        page = paginator.paginate_queryset(queryset, request, view=view)
+        if inside:
+            cursor.execute(f"SET LOCAL {setting} = DEFAULT")
+        return page
 
 
 def highlight(message: Message, words: list[str]) -> str:

@@ -246,6 +246,8 @@ def enqueue(*, session: WhatsAppSession, payload: dict, delay: float = 0.0) -> N
         available_at=available,
         key=hashlib.sha256(body.encode() + secrets.token_bytes(16)).hexdigest(),
     )
+    if delay:  # due later than the kick's drain: one more drain when it is due
+        transaction.on_commit(lambda: kick.at(delay))
 
 
 class _Kicker:
@@ -268,8 +270,6 @@ class _Kicker:
         self.later = -1e9  # when the pending delayed drain runs
 
     def __call__(self) -> None:
-        from sessions_app.tasks import drain_webhooks
-
         now = time.monotonic()
         with self.lock:
             if now - self.last >= self.interval:
@@ -279,6 +279,15 @@ class _Kicker:
                 countdown = self.later - now
             else:
                 return
+        self._ask(countdown)
+
+    def at(self, seconds: float) -> None:
+        """A drain ``seconds`` from now (for a row stored to become due then)."""
+        self._ask(seconds + 0.05)
+
+    def _ask(self, countdown: float | None) -> None:
+        from sessions_app.tasks import drain_webhooks
+
         try:
             if countdown is None:
                 drain_webhooks.delay()

@@ -22,6 +22,8 @@ from crm.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; real hashers in prod
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_BROKER_URL = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
-CELERY_TASK_DEFAULT_QUEUE = f"parley-test-{os.getpid()}"
+# The test process's own queue; a test's worker process is given it, so what the worker queues
+# itself (a drain after a send, a retry) reaches it too.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TEST_CELERY_QUEUE") or f"parley-test-{os.getpid()}"
 DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405 - live servers open many threads
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_parley")}  # noqa: F405

@@ -63,6 +63,7 @@ class CeleryWorkerProcess:
             DJANGO_SETTINGS_MODULE="tests.settings",
             TEST_DATABASE_URL=database_url(connection.settings_dict),
             TEST_CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+            TEST_CELERY_QUEUE=self.queue,
             CELERY_SKIP_CHECKS="1",  # the test process already ran them; saves a second
             # The test's own cache key space (tests/support/fixtures.py ``_fresh_cache``).
             CACHE_KEY_PREFIX=settings.CACHES["default"].get("KEY_PREFIX", ""),
