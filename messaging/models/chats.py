@@ -147,7 +147,10 @@ class Message(models.Model):
     session = models.ForeignKey(
         WhatsAppSession, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: ``message_chat_time`` starts with it (one index fewer for every write).
+    chat = models.ForeignKey(
+        Chat, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     provider_message_id = models.CharField(max_length=128, null=True, blank=True)
     direction = models.CharField(max_length=3, choices=Direction.choices)
     sender = models.ForeignKey(
