@@ -50,20 +50,20 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.servers import free_port, start_uvicorn, stop  # noqa: E402 - after the path
+
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "parley_bench_latency"
 REDIS = os.environ.get("BENCH_LATENCY_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -101,60 +101,6 @@ def fresh_database() -> None:
     import redis
 
     redis.Redis.from_url(REDIS).flushdb()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    """SIGTERM to the process group (uvicorn's workers, the worker's threads), then SIGKILL."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-    except ProcessLookupError:
-        pass
-
-
-def start_server(port: int, workers: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "crm.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=ENV,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    answered = 0
-    while time.monotonic() < deadline and answered < 20:  # every worker booted, not the socket
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
-                answered += answer.status == 200
-        except OSError:
-            answered = 0
-            time.sleep(0.2)
-    if answered < 20:
-        stop(process)
-        raise SystemExit("the server did not start")
-    return process
 
 
 class Worker:
@@ -484,7 +430,7 @@ def main() -> None:
     port = free_port()
     server = worker = None
     try:
-        server = start_server(port, args.server_workers)
+        server = start_uvicorn(port, env=ENV, workers=args.server_workers)
         worker = Worker(args.worker_concurrency).start()
         started = time.time()
         sent, ceilings, overruns, inbox = asyncio.run(

@@ -66,8 +66,6 @@ import json
 import math
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -79,6 +77,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.servers import free_port, start_uvicorn, stop  # noqa: E402 - after the path
+
 DB_NAME = os.environ.get("BENCH_DATABASE_NAME", "parley_bench_inbox")
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 os.environ["TEST_DATABASE_URL"] = f"{SERVER}/{DB_NAME}"
@@ -654,46 +654,6 @@ class Endpoint:
     settings: list[list[str]] = field(default_factory=list)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "crm.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--lifespan",
-            "off",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=SERVER_ENV,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the server did not start")
-
-
 class Http:
     """One keep-alive connection to the server, with the API key."""
 
@@ -895,7 +855,7 @@ def main() -> None:
     )
 
     port = free_port()
-    server = start_server(port)
+    server = start_uvicorn(port, env=SERVER_ENV, workers=1, options=("--lifespan", "off"))
     try:
         client = Http(port, raw)
         rng = random.Random(SEED)
@@ -984,11 +944,7 @@ def main() -> None:
                     print(f"\n--- {endpoint.name}\n{sql}", file=sys.stderr)
                     print("\n".join(line for (line,) in plan), file=sys.stderr)
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
 
 
 if __name__ == "__main__":

@@ -34,17 +34,17 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.servers import free_port, start_uvicorn, stop  # noqa: E402 - after the path
+
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "parley_bench_webhooks"
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -74,46 +74,6 @@ def fresh_database() -> None:
     subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=ENV, cwd=ROOT, check=True
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int) -> subprocess.Popen:
-    workers = str(os.cpu_count() or 2)
-    process = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/uvicorn"),
-            "crm.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            workers,
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=ENV,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 60
-    answered = 0
-    while time.monotonic() < deadline and answered < 20:  # every worker booted, not the socket
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
-                answered += answer.status == 200
-        except OSError:
-            answered = 0
-            time.sleep(0.2)
-    if answered < 20:
-        process.kill()
-        raise SystemExit("the server did not start")
-    return process
 
 
 def make_session():
@@ -314,7 +274,7 @@ def main() -> None:
 
     connection.close()
     port = free_port()
-    server = start_server(port)
+    server = start_uvicorn(port, env=ENV, workers=os.cpu_count() or 2)
     base = f"http://127.0.0.1:{port}"
     path = f"/webhooks/cloud_api/{session.uuid}/"
     try:
@@ -347,8 +307,7 @@ def main() -> None:
         maximum, ceiling = statistics.median(maxima), statistics.median(ceilings)
         print(f"closed loop: webhooks {maxima}, trivial {ceilings} req/s", file=sys.stderr)
     finally:
-        server.terminate()
-        server.wait(10)
+        stop(server)
 
     pending = WebhookEvent.objects.filter(state="pending").count()
     from sessions_app.queue import drain
