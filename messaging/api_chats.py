@@ -607,10 +607,10 @@ class CannedReplyViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def render(self, request, pk=None):
         """The reply's text as it would be sent in a chat."""
-        chat = request.query_params.get("chat")
-        chat = _find(Chat, request.organization, "chat", _uuid(chat, "chat")) if chat else None
-        if chat is not None:
-            chat = Chat.objects.select_related("contact").get(pk=chat.pk)
+        chat, named = None, request.query_params.get("chat")
+        if named:
+            chats = Chat.objects.select_related("contact")
+            chat = _find(chats, request.organization, "chat", _uuid(named, "chat"))
         return Response({"text": inbox.canned_reply_render(self.get_object(), chat)})
 
 
@@ -649,18 +649,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
         organization = request.organization
 
         def send() -> Message:
-            return outbox.message_send(
-                organization=organization,
-                actor=request.user,
-                text=values.get("text", ""),
-                session=_find(WhatsAppSession, organization, "session", values.get("session")),
-                chat=_find(Chat, organization, "chat", values.get("chat")),
-                contact=_find_contact(organization, values.get("contact")),
-                phone=values.get("phone", ""),
-                media_url=values.get("media_url", ""),
-                media_type=values.get("media_type", ""),
-                reply_to=_find(Message, organization, "reply_to", values.get("reply_to")),
-            )
+            return self._send(values, media_url=values.get("media_url", ""))
 
         key = request.headers.get("Idempotency-Key")
         if key is None:
@@ -675,9 +664,22 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
             status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
         )
 
-    @extend_schema(
-        request={"multipart/form-data": UploadSendSerializer}, responses={201: MessageSerializer}
-    )
+    def _send(self, values: dict, **media) -> Message:
+        """``outbox.message_send`` with what the request names, found in its organization."""
+        organization = self.request.organization
+        return outbox.message_send(
+            organization=organization,
+            actor=self.request.user,
+            text=values.get("text", ""),
+            session=_find(WhatsAppSession, organization, "session", values.get("session")),
+            chat=_find(Chat, organization, "chat", values.get("chat")),
+            contact=_find_contact(organization, values.get("contact")),
+            phone=values.get("phone", ""),
+            media_type=values.get("media_type", ""),
+            reply_to=_find(Message, organization, "reply_to", values.get("reply_to")),
+            **media,
+        )
+
     @extend_schema(parameters=[SearchQuerySerializer], responses=SearchResultSerializer(many=True))
     @action(detail=False, methods=["get"])
     def search(self, request):
@@ -706,6 +708,9 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
             SearchResultSerializer(page, many=True, context=context).data
         )
 
+    @extend_schema(
+        request={"multipart/form-data": UploadSendSerializer}, responses={201: MessageSerializer}
+    )
     @action(detail=False, methods=["post"], parser_classes=[parsers.MultiPartParser])
     def upload(self, request):
         """Send a file (multipart: ``file`` and the fields of a send; ``text`` is the caption)."""
@@ -714,20 +719,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
             raise exceptions.ValidationError({"file": ["Larger than WhatsApp accepts (100 MB)."]})
         data = UploadSendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        values = data.validated_data
-        organization = request.organization
-        message = outbox.message_send(
-            organization=organization,
-            actor=request.user,
-            text=values.get("text", ""),
-            session=_find(WhatsAppSession, organization, "session", values.get("session")),
-            chat=_find(Chat, organization, "chat", values.get("chat")),
-            contact=_find_contact(organization, values.get("contact")),
-            phone=values.get("phone", ""),
-            media_type=values.get("media_type", ""),
-            upload=values["file"],
-            reply_to=_find(Message, organization, "reply_to", values.get("reply_to")),
-        )
+        message = self._send(data.validated_data, upload=data.validated_data["file"])
         return Response(
             MessageSerializer(self.get_queryset().get(pk=message.pk)).data,
             status=status.HTTP_201_CREATED,
@@ -769,11 +761,11 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
         return media_response(request, message)
 
 
-def _find(model, organization, field: str, value):
+def _find(model_or_queryset, organization, field: str, value):
     """An object named in the request by its uuid, in the organization; another's is unknown."""
     if value is None:
         return None
-    found = scoped(model, organization).filter(uuid=value).first()
+    found = scoped(model_or_queryset, organization).filter(uuid=value).first()
     if found is None:
         raise exceptions.ValidationError({field: ["Not found."]})
     return found

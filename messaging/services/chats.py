@@ -92,9 +92,9 @@ def chat_update(
     if assignee_id is not ...:
         if (
             assignee_id is not None
-            and not Membership.objects.filter(
-                organization=organization, user_id=assignee_id, is_active=True
-            ).exists()
+            and not scoped(Membership, organization)
+            .filter(user_id=assignee_id, is_active=True)
+            .exists()
         ):
             raise ApplicationError(
                 _("Assign to a member of this organization."),

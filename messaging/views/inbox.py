@@ -33,7 +33,8 @@ class InboxView(OrgViewMixin, TemplateView):
     def get_context_data(self, **kwargs):
         request, organization = self.request, self.request.organization
         members = (
-            Membership.objects.filter(organization=organization, is_active=True)
+            scoped(Membership, organization)
+            .filter(is_active=True)
             .select_related("user")
             .order_by("user__email")
         )
