@@ -32,6 +32,7 @@
     chats: new Map(), // uuid -> chat row (as the API serializes it)
     listNext: null,
     listLoading: false,
+    listAsked: 0, // loadChats calls so far
     open: null, // the open chat's row
     messages: new Map(), // uuid -> message, of the open chat
     notes: [],
@@ -100,7 +101,7 @@
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
-    if (method === "POST" && url.indexOf(API + "messages/") === 0) {
+    if (method === "POST" && url === API + "messages/") { // the send API: a retried request sends once
       options.headers["Idempotency-Key"] = randomKey();
     }
     return fetch(url, options).then(function (response) {
@@ -179,8 +180,10 @@
   }
 
   function loadChats() {
+    var asked = ++state.listAsked; // a newer filter's answer wins, whichever comes back last
     state.listLoading = true;
     return call("GET", listUrl()).then(function (page) {
+      if (asked !== state.listAsked) return;
       state.chats = new Map();
       page.results.forEach(remember);
       state.listNext = page.next;
@@ -194,8 +197,10 @@
 
   function loadMoreChats() {
     if (!state.listNext || state.listLoading) return;
+    var asked = state.listAsked;
     state.listLoading = true;
     call("GET", state.listNext).then(function (page) {
+      if (asked !== state.listAsked) return;
       page.results.forEach(remember);
       state.listNext = page.next;
       state.listLoading = false;
@@ -230,7 +235,7 @@
     var fragment = document.createDocumentFragment();
     rows.forEach(function (chat) { fragment.appendChild(chatRow(chat)); });
     list.replaceChildren(fragment);
-    $("chat-list-note").textContent = rows.length ? (state.listNext ? "" : "") : "No conversations here.";
+    $("chat-list-note").textContent = rows.length ? "" : "No conversations here.";
   }
 
   function chatRow(chat) {

@@ -15,7 +15,7 @@ from django.db import connections, transaction
 from crm.live import push_now
 from messaging import ingest
 from messaging.live import inbox_group
-from messaging.models import CannedReply, Chat, Message
+from messaging.models import CannedReply, Chat, ContactTag, Message, Tag
 from messaging.services.chats import chats_wake
 from sessions_app import services, simulation
 from sessions_app.providers import events as ev
@@ -402,3 +402,48 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
 )
+
+
+def test_filters_archive_mark_unread_and_more_chats_on_scroll(new_page, cast, password, session):
+    people = [(f"8529{n:07d}", f"Customer {n:02d}") for n in range(60)]
+    for phone, name in people:
+        said(session, f"Hello from {name}", phone=phone, name=name)
+    Chat.objects.filter(organization=cast.org_a).update(unread_count=0)
+    busy = Chat.objects.get(contact__phone=people[-1][0])  # the newest
+    Chat.objects.filter(contact__phone=people[3][0]).update(needs_human=True)
+    vip = Tag.objects.create(organization=cast.org_a, name="VIP")
+    tagged = Chat.objects.get(contact__phone=people[7][0])
+    ContactTag.objects.create(organization=cast.org_a, contact=tagged.contact, tag=vip)
+    page = new_page()
+    sign_in(page, cast.agent, password)
+    open_inbox(page, cast.org_a)
+    rows = page.locator(".chat-row")
+
+    # A page of 50; scrolling the list down brings the rest
+    assert rows.count() == 50
+    page.locator(".inbox-list").evaluate("list => list.scrollTop = list.scrollHeight")
+    page.wait_for_function("document.querySelectorAll('.chat-row').length === 60")
+
+    # Needing a human, and a tag, narrow the list
+    page.check("#filter-human")
+    page.wait_for_function("document.querySelectorAll('.chat-row').length === 1")
+    assert rows.locator(".chat-title").inner_text() == people[3][1]
+    page.uncheck("#filter-human")
+    page.select_option("#filter-tag", str(vip.pk))
+    page.wait_for_selector(f".chat-row[data-chat='{tagged.uuid}']")
+    assert rows.count() == 1
+    page.select_option("#filter-tag", "")
+    page.wait_for_function("document.querySelectorAll('.chat-row').length === 50")
+
+    # Marked unread, a chat shows its badge and counts in the title; archived, it leaves the list
+    page.click(f".chat-row[data-chat='{busy.uuid}']")
+    page.locator(".msg.in").wait_for()
+    page.click("#conv-unread")
+    page.locator(f".chat-row[data-chat='{busy.uuid}'] [data-testid=unread]").wait_for()
+    page.wait_for_function("document.title.startsWith('(1) ')")
+    page.click("#conv-archive")
+    page.wait_for_selector(f".chat-row[data-chat='{busy.uuid}']", state="detached")
+    page.check("#filter-archived")
+    page.wait_for_selector(f".chat-row[data-chat='{busy.uuid}']")
+    assert rows.count() == 1
+    assert Chat.objects.get(pk=busy.pk).archived is True
