@@ -20,7 +20,8 @@ class ChatNote(models.Model):
         db_index=False,
         db_constraint=False,  # a copy of the chat's, whose own key is enforced
     )
-    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="notes")
+    # No index of its own: ``chat_note_time`` starts with it.
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="notes", db_index=False)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
