@@ -9,9 +9,11 @@ the database to PostgreSQL, ``REDIS_URL`` alone moves broker, cache and channel 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -117,13 +119,14 @@ def dev_secrets(data_dir: Path) -> dict[str, str]:
         return json.loads(path.read_text())
     data_dir.mkdir(parents=True, exist_ok=True)
     values = {"SECRET_KEY": secrets.token_urlsafe(50), "FERNET_KEY": Fernet.generate_key().decode()}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(values))
-    os.chmod(tmp, 0o600)
+    # A file of this process's own (mkstemp creates it 0600), then linked into place: os.link is an
+    # atomic "create if absent", so two processes starting at once agree on one set of secrets.
+    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".secrets-", suffix=".tmp")
     try:
-        os.link(tmp, path)  # atomic "create if absent": two processes starting at once agree
-    except FileExistsError:
-        pass
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(values))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        os.unlink(tmp)
     return json.loads(path.read_text())

@@ -6,15 +6,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0012_message_chat_index_in_chat_time'),
+        ("messaging", "0012_message_chat_index_in_chat_time"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='chatnote',
-            name='chat',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='notes', to='messaging.chat'),
+            model_name="chatnote",
+            name="chat",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="notes",
+                to="messaging.chat",
+            ),
         ),
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,28 @@ def test_it_talks_to_postgresql_through_the_psycopg_pool_in_production(tmp_path)
     # Then it went through psycopg's connection pool
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].split() == ["ConnectionPool", "10", "42"]
+
+
+def test_processes_starting_at_once_agree_on_one_set_of_dev_secrets(tmp_path):
+    # Given eight processes that generate the embedded secrets in the same empty directory together
+    script = (
+        "import json, sys; from pathlib import Path; from crm.env import dev_secrets; "
+        "print(json.dumps(dev_secrets(Path(sys.argv[1]))))"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    outputs = [process.communicate(timeout=60) for process in processes]
+
+    # Then every one succeeds with the same keys, and only the secrets file is left behind, 0600
+    assert all(process.returncode == 0 for process in processes), [err for _, err in outputs]
+    assert len({out for out, _ in outputs}) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.json"]
+    assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
