@@ -16,6 +16,7 @@ Handlers run in the server's threads: keep state in the server and guard it with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -278,4 +279,6 @@ class ProviderServer:
         http.send_header("Content-Length", str(len(body)))
         http.end_headers()
         if http.command != "HEAD":
-            http.wfile.write(body)
+            # A client that stops reading (an oversized body, a timeout) hangs up mid-write: expected.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                http.wfile.write(body)
