@@ -60,9 +60,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.servers import free_port, start_uvicorn, stop  # noqa: E402 - after the path
+from bench.servers import free_port, fresh_database, start_uvicorn, stop  # noqa: E402 - after the path
 
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "parley_bench_latency"
@@ -87,20 +89,6 @@ ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 os.environ.update(ENV)
-
-
-def fresh_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=ENV, cwd=ROOT, check=True
-    )
-    import redis
-
-    redis.Redis.from_url(REDIS).flushdb()
 
 
 class Worker:
@@ -422,7 +410,8 @@ def main() -> None:
         args.pause_ms = (50.0, 100.0) if args.burst == 1 else (1000.0, 1500.0)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the servers stop, as on Ctrl-C
-    fresh_database()
+    fresh_database(SERVER, DB_NAME, ENV)
+    redis.Redis.from_url(REDIS).flushdb()
     organization, session, secret, cookie = make_world()
     from django.db import connection
 
@@ -440,8 +429,6 @@ def main() -> None:
     finally:
         stop(worker.process if worker else None)
         stop(server)
-    import redis
-
     redis.Redis.from_url(REDIS).flushdb()
 
     counted = sent[args.warmup :]

@@ -1,5 +1,5 @@
-"""What the HTTP benchmarks share: a free loopback port, uvicorn started as production runs it,
-and stopping a process with its children."""
+"""What the HTTP benchmarks share: a freshly migrated database, a free loopback port, uvicorn
+started as production runs it, and stopping a process with its children."""
 
 from __future__ import annotations
 
@@ -7,11 +7,24 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def fresh_database(server: str, name: str, env: dict[str, str]) -> None:
+    """Database ``name`` on ``server`` dropped, created and migrated (``env`` names it)."""
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, cwd=ROOT, check=True
+    )
 
 
 def free_port() -> int:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.servers import free_port, start_uvicorn, stop  # noqa: E402 - after the path
+from bench.servers import free_port, fresh_database, start_uvicorn, stop  # noqa: E402 - after the path
 
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = "parley_bench_webhooks"
@@ -63,17 +63,6 @@ ENV = {
     "DEBUG": "false",  # as in production (the embedded default logs every query)
 }
 os.environ.update(ENV)
-
-
-def fresh_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=ENV, cwd=ROOT, check=True
-    )
 
 
 def make_session():
@@ -266,7 +255,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
 
-    fresh_database()
+    fresh_database(SERVER, DB_NAME, ENV)
     session = make_session()
     from django.db import connection
 

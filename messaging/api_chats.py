@@ -12,7 +12,6 @@ from django.db import transaction
 from django.db.models import (
     BooleanField,
     Count,
-    ExpressionWrapper,
     OuterRef,
     Prefetch,
     Q,
@@ -544,7 +543,7 @@ def _keyset(queryset, operator: str, at, pk):
         (at, pk),
         output_field=BooleanField(),
     )
-    return queryset.filter(ExpressionWrapper(condition, output_field=BooleanField()))
+    return queryset.filter(condition)
 
 
 def _near_link(request, key: str, message: Message) -> str:

@@ -14,6 +14,7 @@ import time
 from django.core.cache import cache
 
 from crm.live import push_now
+from messaging.live import inbox_group
 
 TTL = 60
 REFRESH = 25
@@ -50,8 +51,6 @@ def viewers(organization_id: int, chat) -> list[dict]:
 def _store(organization_id: int, chat, entries: dict[str, dict]) -> list[dict]:
     cache.set(_key(organization_id, chat.pk), entries, TTL)
     listed = _listed(entries)
-    from messaging.live import inbox_group
-
     push_now(
         inbox_group(organization_id),
         "presence",
