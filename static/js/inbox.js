@@ -123,13 +123,7 @@
     return String(Date.now()) + Math.random().toString(16).slice(2);
   }
 
-  function toast(text) {
-    var box = $("toasts");
-    if (!box) return;
-    var item = el("div", { className: "toast", role: "status", "data-testid": "toast", text: text });
-    box.appendChild(item);
-    setTimeout(function () { item.remove(); }, 6000);
-  }
+  var toast = window.Parley.toast; // static/js/parley.js
 
   function fail(error) {
     toast(error && error.message ? error.message : "Something went wrong.");
@@ -179,28 +173,21 @@
     return true;
   }
 
+  /** The first page for the filters (a newer filter's answer wins, whichever comes back last). */
   function loadChats() {
-    var asked = ++state.listAsked; // a newer filter's answer wins, whichever comes back last
-    state.listLoading = true;
-    return call("GET", listUrl()).then(function (page) {
-      if (asked !== state.listAsked) return;
-      state.chats = new Map();
-      page.results.forEach(remember);
-      state.listNext = page.next;
-      state.listLoading = false;
-      renderList();
-    }).catch(function (error) {
-      state.listLoading = false;
-      fail(error);
-    });
+    return loadList(listUrl(), ++state.listAsked, true);
   }
 
+  /** The next page of the same list, as the list is scrolled to its end. */
   function loadMoreChats() {
-    if (!state.listNext || state.listLoading) return;
-    var asked = state.listAsked;
+    if (state.listNext && !state.listLoading) loadList(state.listNext, state.listAsked, false);
+  }
+
+  function loadList(url, asked, fresh) {
     state.listLoading = true;
-    call("GET", state.listNext).then(function (page) {
+    return call("GET", url).then(function (page) {
       if (asked !== state.listAsked) return;
+      if (fresh) state.chats = new Map();
       page.results.forEach(remember);
       state.listNext = page.next;
       state.listLoading = false;
@@ -293,14 +280,16 @@
 
   var unreadTimer = null;
 
+  function loadUnread() {
+    return call("GET", API + "chats/unread/").then(function (totals) {
+      state.unread = totals.messages;
+      renderTitle();
+    });
+  }
+
   function refreshUnread() {
     clearTimeout(unreadTimer);
-    unreadTimer = setTimeout(function () {
-      call("GET", API + "chats/unread/").then(function (totals) {
-        state.unread = totals.messages;
-        renderTitle();
-      }).catch(function () {});
-    }, 300);
+    unreadTimer = setTimeout(function () { loadUnread().catch(function () {}); }, 300);
   }
 
   function renderTitle() {
@@ -754,40 +743,25 @@
   }
 
   function connect() {
-    var attempt = 0;
     var first = true;
-    function open() {
-      var scheme = location.protocol === "https:" ? "wss" : "ws";
-      var socket = new WebSocket(scheme + "://" + location.host + "/ws/o/" + encodeURIComponent(config.org) + "/inbox/");
-      state.socket = socket;
-      socket.addEventListener("open", function () {
-        attempt = 0;
+    window.Parley.reconnecting("/ws/o/" + encodeURIComponent(config.org) + "/inbox/", {
+      open: function (socket) {
+        state.socket = socket;
         marker.live = true;
         $("inbox").setAttribute("data-live", "on");
         if (state.open) say({ type: "viewing", chat: state.open.id });
         if (!first) resync(); // what happened while we were away
         first = false;
-      });
-      socket.addEventListener("message", function (event) {
-        var frame;
-        try {
-          frame = JSON.parse(event.data);
-        } catch (err) {
-          return;
-        }
+      },
+      frame: function (event, data) {
         marker.frames += 1;
-        handle(frame.event, frame.data || {});
-      });
-      socket.addEventListener("close", function (event) {
+        handle(event, data);
+      },
+      close: function () {
         marker.live = false;
         $("inbox").setAttribute("data-live", "off");
-        if (event.code === 4401 || event.code === 4403 || event.code === 4404) return;
-        var delay = Math.min(30000, 1000 * Math.pow(2, attempt)) * (0.75 + Math.random() * 0.5);
-        attempt += 1;
-        setTimeout(open, delay);
-      });
-    }
-    open();
+      },
+    });
   }
 
   function resync() {
@@ -1028,13 +1002,7 @@
     }, config.presenceRefresh * 1000);
 
     connect();
-    Promise.all([
-      loadChats(),
-      call("GET", API + "chats/unread/").then(function (totals) {
-        state.unread = totals.messages;
-        renderTitle();
-      }),
-    ]).then(function () {
+    Promise.all([loadChats(), loadUnread()]).then(function () {
       if (config.chat) return openChat(config.chat, config.message || null);
     }).then(function () {
       marker.loaded = true;

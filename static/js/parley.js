@@ -5,7 +5,8 @@
  *   /ws/o/<slug>/events/. Each message {"event": name, "data": {...}} is re-dispatched on
  *   `document` as a `parley:<name>` CustomEvent (detail = data), so any page script can listen.
  *   "ping" events show data.text as a toast. The socket reconnects with capped exponential backoff.
- *   `window.parleyLive = {connected, received}` exposes the state for tests.
+ *   `window.parleyLive = {connected, received}` exposes the state for tests. Page scripts open
+ *   sockets of their own with `Parley.reconnecting(path, handlers)` and show `Parley.toast(text)`.
  * - Copy buttons: <button data-copy-target="#id"> copies that element's text.
  */
 (function () {
@@ -28,25 +29,29 @@
     }, 6000);
   }
 
-  function connect(slug) {
+  var STOP = { 4401: true, 4403: true, 4404: true }; // not allowed: retrying won't help
+
+  /**
+   * A websocket to `path` (e.g. "/ws/o/acme/inbox/") that reconnects with capped exponential
+   * backoff and jitter. handlers.frame(event, data, payload) gets each {"event", "data"} message;
+   * handlers.open(socket) and handlers.close() are told of each connection's start and end.
+   */
+  function reconnecting(path, handlers) {
     var attempt = 0;
     var stopped = false;
-    var closeCodesThatStop = { 4401: true, 4403: true, 4404: true }; // not allowed: retrying won't help
 
     function open() {
       var scheme = location.protocol === "https:" ? "wss" : "ws";
-      var url = scheme + "://" + location.host + "/ws/o/" + encodeURIComponent(slug) + "/events/";
       var socket;
       try {
-        socket = new WebSocket(url);
+        socket = new WebSocket(scheme + "://" + location.host + path);
       } catch (err) {
         schedule();
         return;
       }
       socket.addEventListener("open", function () {
         attempt = 0;
-        live.connected = true;
-        document.dispatchEvent(new CustomEvent("parley:connected"));
+        if (handlers.open) handlers.open(socket);
       });
       socket.addEventListener("message", function (message) {
         var payload;
@@ -56,17 +61,11 @@
           return;
         }
         if (!payload || typeof payload.event !== "string") return;
-        var data = payload.data || {};
-        live.received.push(payload);
-        if (live.received.length > 200) live.received.shift();
-        if (payload.event === "ping") toast(data.text);
-        document.dispatchEvent(new CustomEvent("parley:" + payload.event, { detail: data }));
+        handlers.frame(payload.event, payload.data || {}, payload);
       });
       socket.addEventListener("close", function (event) {
-        var wasConnected = live.connected;
-        live.connected = false;
-        if (wasConnected) document.dispatchEvent(new CustomEvent("parley:disconnected"));
-        if (closeCodesThatStop[event.code]) stopped = true;
+        if (handlers.close) handlers.close();
+        if (STOP[event.code]) stopped = true;
         schedule();
       });
     }
@@ -80,6 +79,28 @@
 
     open();
   }
+
+  function connect(slug) {
+    reconnecting("/ws/o/" + encodeURIComponent(slug) + "/events/", {
+      open: function () {
+        live.connected = true;
+        document.dispatchEvent(new CustomEvent("parley:connected"));
+      },
+      frame: function (event, data, payload) {
+        live.received.push(payload);
+        if (live.received.length > 200) live.received.shift();
+        if (event === "ping") toast(data.text);
+        document.dispatchEvent(new CustomEvent("parley:" + event, { detail: data }));
+      },
+      close: function () {
+        var wasConnected = live.connected;
+        live.connected = false;
+        if (wasConnected) document.dispatchEvent(new CustomEvent("parley:disconnected"));
+      },
+    });
+  }
+
+  window.Parley = { toast: toast, reconnecting: reconnecting }; // for page scripts (inbox.js)
 
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {

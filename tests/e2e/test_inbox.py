@@ -447,3 +447,50 @@ def test_filters_archive_mark_unread_and_more_chats_on_scroll(new_page, cast, pa
     page.wait_for_selector(f".chat-row[data-chat='{busy.uuid}']")
     assert rows.count() == 1
     assert Chat.objects.get(pk=busy.pk).archived is True
+
+
+def test_after_its_socket_drops_the_inbox_reconnects_and_catches_up(
+    new_page, cast, password, session
+):
+    # Given an open inbox whose socket passes frames through a proxy the test controls
+    connections_made, dropped, passing = [], [], [True]
+
+    def proxy(route):
+        server = route.connect_to_server()
+        connections_made.append(route)
+
+        def to_page(frame):
+            if passing[0] or len(connections_made) > 1:
+                route.send(frame)
+            else:
+                dropped.append(frame)
+
+        server.on_message(to_page)
+
+    page = new_page()
+    page.route_web_socket(re.compile(r"/ws/o/acme/inbox/$"), proxy)
+    sign_in(page, cast.agent, password)
+    open_inbox(page, cast.org_a)
+    page.evaluate("window.__samePage = true")
+
+    # When the network loses a new message's frame, then the connection itself
+    passing[0] = False
+    said(session, "Anyone there?", phone="85291234567", name="Mei Ling Chan")
+    for _ in range(40):
+        if any("message.received" in str(frame) for frame in dropped):
+            break
+        page.wait_for_timeout(250)
+    assert any("message.received" in str(frame) for frame in dropped)
+    assert page.locator(".chat-row", has_text="Mei Ling Chan").count() == 0
+    connections_made[0].close(code=1001, reason="network lost")
+    page.wait_for_function("document.getElementById('inbox').dataset.live === 'off'")
+
+    # Then it reconnects by itself and shows what it missed, unread, with no reload
+    page.wait_for_function("document.getElementById('inbox').dataset.live === 'on'", timeout=15000)
+    row = page.locator(".chat-row", has_text="Mei Ling Chan")
+    row.wait_for()
+    assert row.locator(".chat-preview").inner_text() == "Anyone there?"
+    assert row.locator("[data-testid=unread]").inner_text() == "1"
+    page.wait_for_function("document.title.startsWith('(1) ')")
+    assert len(connections_made) == 2
+    assert page.evaluate("window.__samePage") is True
