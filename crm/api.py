@@ -5,8 +5,6 @@ Every 4xx answers ``{"error": {"code": ..., "message": ..., "fields": {...}}}``.
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -16,7 +14,7 @@ from rest_framework import exceptions, pagination, parsers, serializers, status
 from rest_framework.response import Response
 
 from crm.errors import ApplicationError
-from crm.text import has_nul
+from crm.text import has_nul, json_parsed
 
 STATUS_CODES = {
     400: "invalid",
@@ -124,10 +122,10 @@ class JSONParser(parsers.JSONParser):
         if not raw.strip():
             return {}
         try:
-            data = json.loads(
+            data = json_parsed(
                 raw.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
             )
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             raise exceptions.ParseError(f"Malformed JSON: {exc}") from None
         if has_nul(data):
             raise exceptions.ParseError("Text may not contain NUL (\\u0000) characters.")

@@ -29,6 +29,7 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from crm import events as bus
+from crm.text import TooDeep, json_parsed
 from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
 from sessions_app.providers import events as ev
 from sessions_app.providers.base import Forged, InboundRequest, ProviderError
@@ -85,15 +86,17 @@ def receive(
             _count_forged(session)
             return Answer(401)
     try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        payload = json_parsed(request.body)
+    except ValueError as exc:  # kept for inspection, with no secret in it
+        reason = str(exc) if isinstance(exc, TooDeep) else "not JSON"
         store(
             session=session,
             request=request,
-            body=request.body.decode("utf-8", "replace"),
+            body=provider.scrub_text(request.body.decode("utf-8", "replace")),
             state=WebhookState.INVALID,
+            error=reason,
         )
-        return Answer(400, "not JSON")
+        return Answer(400, reason)
     store(session=session, request=request, body=_stored_body(provider, payload))
     return Answer(200, "ok")
 
@@ -190,6 +193,7 @@ def store(
     state: str = WebhookState.PENDING,
     available_at: dt.datetime | None = None,
     key: str | None = None,
+    error: str = "",
 ) -> None:
     """One INSERT (a repeat of the same body for the same session is ignored)."""
     now = timezone.now()
@@ -203,7 +207,7 @@ def store(
         dedupe_key=key or dedupe_key(body.encode() if request is None else request.body),
         state=state,
         attempts=0,
-        error="",
+        error=error,
         received_at=now,
         available_at=available_at or now,
     )

@@ -33,6 +33,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
+from crm.text import TooDeep, json_parsed
 from sessions_app import queue
 from sessions_app.models import WhatsAppSession
 from sessions_app.providers.base import InboundRequest, hmac_sha256_matches, secret_matches
@@ -124,9 +125,10 @@ async def cloud_api_app_webhook(request: HttpRequest) -> HttpResponse:
         logger.warning("app-level Cloud API webhook refused: bad signature")
         return HttpResponse(status=401)
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return HttpResponse("not JSON", status=400, content_type="text/plain")
+        payload = json_parsed(body)
+    except ValueError as exc:
+        reason = str(exc) if isinstance(exc, TooDeep) else "not JSON"
+        return HttpResponse(reason, status=400, content_type="text/plain")
     await sync_to_async(_route_app_payload, thread_sensitive=False)(payload)
     return HttpResponse("ok", content_type="text/plain")
 

@@ -118,6 +118,9 @@ class Capability(enum.StrEnum):
     LOGOUT = "logout"
 
 
+REDACTED = "[redacted]"
+
+
 @dataclass(frozen=True)
 class CredentialField:
     """One credential a provider needs, for the API's validation and the dashboard's form."""
@@ -272,6 +275,20 @@ class Provider(ABC):
     def scrub(self, payload: Any) -> Any:
         """The payload as it may be stored: secrets a provider puts in bodies removed."""
         return payload
+
+    def scrub_text(self, text: str) -> str:
+        """A body that did not parse (truncated, not JSON), as it may be stored: every secret
+        this session holds replaced by ``REDACTED``. Providers that put secrets of their own in
+        bodies cut those out too."""
+        secrets = [
+            str(self.config.credentials.get(f.name) or "")
+            for f in self.credential_fields
+            if f.secret
+        ]
+        for secret in sorted({*secrets, self.config.webhook_secret}, key=len, reverse=True):
+            if len(secret) >= 4:  # never a fragment so short it would mangle the body
+                text = text.replace(secret, REDACTED)
+        return text
 
     # translate
     @abstractmethod

@@ -36,6 +36,7 @@ from sessions_app.providers import events as ev
 from sessions_app.providers import http
 from sessions_app.providers.base import (
     MAX_TEXT_LENGTH,
+    REDACTED,
     Capability,
     CredentialField,
     Forged,
@@ -59,6 +60,7 @@ from sessions_app.providers.base import (
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-parley-secret"  # noqa: S105 - a header name, not a secret
+APIKEY_IN_TEXT = re.compile(r'("apikey"\s*:\s*")(?:[^"\\]|\\.)*', re.IGNORECASE)
 QR_SECONDS = 40  # Baileys: about 60 s for the first code, 20 s for the next ones
 WEBHOOK_EVENTS = [
     "QRCODE_UPDATED",
@@ -454,6 +456,11 @@ class EvolutionProvider(Provider):
         if isinstance(payload, dict) and "apikey" in payload:
             return {k: v for k, v in payload.items() if k != "apikey"}
         return payload
+
+    def scrub_text(self, text: str) -> str:
+        """Also the ``apikey`` value, whatever it is (an instance token Parley may never have
+        been given), up to its closing quote or the end of a truncated body."""
+        return APIKEY_IN_TEXT.sub(rf"\g<1>{REDACTED}", super().scrub_text(text))
 
     # --- translate --------------------------------------------------------------------------------
     def translate(self, payload: Any, *, suffix: str = "") -> list[ev.Event]:

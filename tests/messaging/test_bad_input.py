@@ -178,3 +178,25 @@ def test_one_bad_row_never_sinks_the_rest_of_an_import(cast, org):
         "Good1",
         "Good2",
     ]
+
+
+@pytest.mark.parametrize("depth", [65, 900, 100_000])
+def test_deeply_nested_json_is_malformed_not_a_server_error(cast, org, api, depth):
+    body = '{"name": "X", "custom_fields": ' + "[" * depth + "]" * depth + "}"
+    response = api(cast.agent).generic(
+        "POST", "/api/v1/contacts/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"]["code"] == "malformed"
+    assert "nested deeper than 64 levels" in response.json()["error"]["message"]
+    assert not Contact.objects.exists()
+
+
+def test_json_as_deep_as_the_limit_is_read(cast, org, api):
+    svc.custom_field_define(organization=org, key="deep", label="Deep", type="text")
+    body = '{"name": "X", "custom_fields": {"deep": ' + "[" * 62 + "]" * 62 + "}}"
+    response = api(cast.agent).generic(
+        "POST", "/api/v1/contacts/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content  # read, then a field error
+    assert response.json()["error"]["fields"].keys() == {"custom_fields.deep"}

@@ -208,6 +208,16 @@ def test_a_canary_credential_appears_nowhere(cast, graph, api, caplog):
         content_type="application/json",
         HTTP_X_HUB_SIGNATURE_256="sha256=forged",
     )
+    cut_short = (
+        f'{{"object":"whatsapp_business_account","x":"{TOKEN} {VERIFY} {APP_SECRET}'.encode()
+    )
+    invalid = Client().post(
+        f"/webhooks/cloud_api/{session_id}/",
+        data=cut_short,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=signed(cut_short),
+    )
+    assert invalid.status_code == 400  # kept for inspection: in the rows checked below
     page = Client()
     page.force_login(cast.admin)
     responses.append(page.get(f"/o/acme/sessions/{session_id}/"))
@@ -218,6 +228,7 @@ def test_a_canary_credential_appears_nowhere(cast, graph, api, caplog):
         text = response.content.decode(errors="replace")
         assert not [c for c in canaries if c in text], response.request["PATH_INFO"]
     assert not [c for c in canaries if c in caplog.text]
+    assert WebhookEvent.objects.filter(state="invalid").count() == 1
     for row in WebhookEvent.objects.all():
         stored = row.body + json.dumps(row.headers) + row.error
         assert not [c for c in canaries if c in stored]

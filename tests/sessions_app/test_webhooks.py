@@ -85,6 +85,52 @@ def test_an_unparseable_body_is_kept_for_inspection_and_refused(cast, post):
 
 
 @pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
+@pytest.mark.parametrize("depth", [900, 100_000])
+def test_a_signed_body_nested_too_deeply_is_kept_as_invalid_and_refused(cast, post, depth):
+    session = make_session(cast)
+    response = post(
+        session, None, raw=b'{"type": "message", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    )
+    assert response.status_code == 400
+    assert response.text == "nested deeper than 64 levels"
+    row = WebhookEvent.objects.get(session=session)
+    assert row.state == WebhookState.INVALID and row.error == "nested deeper than 64 levels"
+
+
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
+def test_a_truncated_evolution_body_is_stored_without_the_secrets_in_it(cast, post):
+    """Evolution puts the instance's token in its bodies (``apikey``): a body cut short, which
+    cannot be parsed to drop that key, is stored with every secret cut out of its text."""
+    session = services.session_create(
+        organization=cast.org_a,
+        actor=cast.admin,
+        data={
+            "name": "Gateway",
+            "provider": "evolution",
+            "credentials": {
+                "server_url": "http://127.0.0.1:9",
+                "api_key": "GLOBAL-canary-7d31",
+                "instance_name": "shop",
+            },
+        },
+    )
+    secret = services.webhook_secret_of(session)
+    bodies = [
+        b'{"event":"messages.upsert","instance":"shop","apikey":"INSTANCE-canary-5e2a","data":{"ke',
+        b'{"event":"send.message","apikey": "INSTANCE-canary-\\"5e2a',  # cut inside the value
+        b'{"event":"x","note":"GLOBAL-canary-7d31 ' + secret.encode() + b'"',
+    ]
+    for body in bodies:
+        response = post(session, None, raw=body, path=f"/webhooks/evolution/{session.uuid}/")
+        assert response.status_code == 400
+    stored = list(WebhookEvent.objects.filter(session=session).values_list("body", "state"))
+    assert len(stored) == 3 and {state for _, state in stored} == {WebhookState.INVALID}
+    text = "".join(body for body, _ in stored)
+    assert "canary" not in text and secret not in text
+    assert '"apikey":"[redacted]' in text and '"event":"messages.upsert"' in text
+
+
+@pytest.mark.django_db(transaction=True)  # the view works in a thread of its own
 def test_an_unknown_session_or_provider_is_404(cast, post):
     session = make_session(cast)
     unknown = "/webhooks/simulator/00000000-0000-4000-8000-000000000000/"
