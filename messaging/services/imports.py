@@ -47,7 +47,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Organization, User
 from accounts.tenancy import scoped
 from crm.collector import collector_paused
-from crm.errors import ApplicationError
+from crm.errors import ApplicationError, Conflict
 from crm.live import org_group, push
 from messaging.models import (
     Contact,
@@ -830,18 +830,27 @@ def _boolean(raw: str) -> bool | None:
 
 
 def import_preview(*, organization: Organization, job: ImportJob, rows: int = 20) -> dict:
-    """The first ``rows`` rows as they would be imported, with the problems of each."""
+    """The first ``rows`` rows as they would be imported, with the problems of each. ``Conflict``
+    once the uploaded file is gone (a cancelled import's is deleted)."""
+    if job.state == JobState.CANCELLED:
+        raise Conflict(_("This import was cancelled: its file is no longer kept."), code="cancelled")
     parser = RowParser(organization, job)
     parsed: list[ParsedRow] = []
-    with _open_rows(job) as reader:
-        next(reader, None)  # the header
-        for number, cells, error in reader:
-            row = parser.parse(number, cells) if cells is not None else ParsedRow(number, [])
-            if error:
-                row.problem(error)
-            parsed.append(row)
-            if len(parsed) >= rows:
-                break
+    try:
+        with _open_rows(job) as reader:
+            next(reader, None)  # the header
+            for number, cells, error in reader:
+                row = parser.parse(number, cells) if cells is not None else ParsedRow(number, [])
+                if error:
+                    row.problem(error)
+                parsed.append(row)
+                if len(parsed) >= rows:
+                    break
+    except FileNotFoundError:
+        raise Conflict(
+            _("The uploaded file of this import is no longer kept: upload it again."),
+            code="file_gone",
+        ) from None
     phones = {p for row in parsed for p in row.phones}
     holders = dict(
         scoped(ContactIdentity, organization)

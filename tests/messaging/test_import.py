@@ -536,3 +536,33 @@ def test_it_refuses_an_oversized_upload_in_the_dashboard_without_storing_it(cast
     assert response.status_code == 413
     assert b"too large" in response.content
     assert not ImportJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the cancelled file is deleted on commit
+def test_previewing_a_cancelled_import_says_it_was_cancelled(cast, api):
+    client = api(cast.agent)
+    job = upload(cast, "name,phone\nA,+447700900001\n")
+    assert client.get(f"/api/v1/imports/{job.pk}/preview/").status_code == 200
+    assert client.delete(f"/api/v1/imports/{job.pk}/").status_code == 204
+    assert not default_storage.exists(job.upload.name)
+
+    response = client.get(f"/api/v1/imports/{job.pk}/preview/")
+
+    assert response.status_code == 409
+    assert response.json()["error"] == {
+        "code": "cancelled",
+        "message": "This import was cancelled: its file is no longer kept.",
+        "fields": {},
+    }
+
+
+def test_previewing_an_import_whose_file_is_gone_asks_for_it_again(cast, api):
+    job = upload(cast, "name,phone\nA,+447700900001\n")
+    default_storage.delete(job.upload.name)
+
+    response = api(cast.agent).get(f"/api/v1/imports/{job.pk}/preview/")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        "The uploaded file of this import is no longer kept: upload it again."
+    )
