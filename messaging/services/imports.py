@@ -833,7 +833,9 @@ def import_preview(*, organization: Organization, job: ImportJob, rows: int = 20
     """The first ``rows`` rows as they would be imported, with the problems of each. ``Conflict``
     once the uploaded file is gone (a cancelled import's is deleted)."""
     if job.state == JobState.CANCELLED:
-        raise Conflict(_("This import was cancelled: its file is no longer kept."), code="cancelled")
+        raise Conflict(
+            _("This import was cancelled: its file is no longer kept."), code="cancelled"
+        )
     parser = RowParser(organization, job)
     parsed: list[ParsedRow] = []
     try:

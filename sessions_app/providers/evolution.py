@@ -599,7 +599,9 @@ def _messages_update(data: Any, when: dt.datetime, envelope: dict) -> list[ev.Ev
         status = DELIVERY.get(raw) if isinstance(raw, str) else DELIVERY_BY_NUMBER.get(raw)
         if status is None:
             continue  # an unknown value: ignored (statuses only move forward downstream)
-        recipient = _party(str(key.get("participant") or "")) or _party(chat)
+        recipient = _party(
+            *(str(key.get(n) or "") for n in ("participant", "participantAlt", "participantPn"))
+        ) or _party(chat, str(key.get("remoteJidAlt") or ""))
         events.append(
             ev.MessageStatusChanged(
                 provider_message_id=message_id,
@@ -899,19 +901,12 @@ def _unwrap(message: dict) -> dict:
 
 def _sender(key: dict, item: dict, chat: str) -> ev.Party | None:
     name = str(item.get("pushName") or "")
-    if chat.endswith("@g.us"):
-        party = _party(
-            str(key.get("participant") or item.get("participant") or ""),
-            str(key.get("participantAlt") or key.get("participantPn") or ""),
-            str(key.get("participantLid") or ""),
-        )
+    if chat.endswith("@g.us"):  # the sender is the participant, under any of its addresses
+        names = ("participant", "participantAlt", "participantPn", "senderPn", "participantLid")
+        ids = [key.get(n) for n in names] + [item.get("participant"), key.get("senderLid")]
     else:
-        party = _party(
-            chat,
-            str(key.get("senderPn") or ""),
-            str(key.get("remoteJidAlt") or ""),
-            str(key.get("senderLid") or ""),
-        )
+        ids = [chat, key.get("senderPn"), key.get("remoteJidAlt"), key.get("senderLid")]
+    party = _party(*(str(value or "") for value in ids))
     return _with_name(party, name) if party else None
 
 

@@ -108,6 +108,61 @@ def test_an_lid_sender_with_its_phone_lands_on_the_phone_contact(cast):
     assert set(ContactIdentity.objects.values_list("kind", flat=True)) == {"phone", "lid"}
 
 
+def evolution_upsert(message_id: str, chat: str, key: dict, name: str = "Ann") -> dict:
+    return {
+        "event": "messages.upsert",
+        "instance": "shop",
+        "data": {
+            "key": {"remoteJid": chat, "fromMe": False, "id": message_id, **key},
+            "pushName": name,
+            "message": {"conversation": f"text of {message_id}"},
+            "messageType": "conversation",
+            "messageTimestamp": 1793523600,
+        },
+    }
+
+
+GROUP_BY_LID = evolution_upsert(
+    "G1",
+    "120363025246125888@g.us",
+    {"participant": "207966123456789@lid", "senderPn": "85291234567@s.whatsapp.net"},
+)
+DIRECT_BY_PHONE = evolution_upsert("D1", "85291234567@s.whatsapp.net", {})
+
+
+@pytest.mark.parametrize("order", ["group first", "direct first"])
+def test_an_evolution_group_sender_named_by_lid_and_sender_pn_is_one_contact(cast, order):
+    """Evolution names a group sender by its ``@lid`` and puts the phone in ``key.senderPn``:
+    whichever arrives first, the person writing in the group and 1:1 is one contact."""
+    session = services.session_create(
+        organization=cast.org_a,
+        actor=cast.admin,
+        data={
+            "name": "Gateway",
+            "provider": "evolution",
+            "credentials": {
+                "server_url": "http://127.0.0.1:9",
+                "api_key": "k",
+                "instance_name": "shop",
+            },
+        },
+    )
+    provider = services.provider_for(session)
+    payloads = [GROUP_BY_LID, DIRECT_BY_PHONE]
+    for payload in payloads if order == "group first" else payloads[::-1]:
+        apply(session, *provider.translate(payload))
+
+    contact = Contact.objects.get()
+    assert sorted(contact.identities.values_list("kind", "value")) == [
+        ("lid", "207966123456789@lid"),
+        ("phone", "85291234567"),
+    ]
+    assert {m.provider_message_id: m.sender_id for m in Message.objects.all()} == {
+        "G1": contact.pk,
+        "D1": contact.pk,
+    }
+
+
 def test_a_group_message_is_attributed_to_its_sender(cast):
     session = make_session(cast)
     group = "120363025246125888@g.us"

@@ -839,6 +839,16 @@ def status_event(status: str) -> list[dict[str, Any]]:
     ]
 
 
+def test_a_receipt_from_an_lid_chat_names_the_recipient_by_lid_and_phone():
+    update = {
+        **status_update("READ"),
+        "remoteJid": "207966123456789@lid",
+        "remoteJidAlt": "85298765432@s.whatsapp.net",
+    }
+    (event,) = make_provider().translate(envelope("messages.update", update))
+    assert (event.recipient.lid, event.recipient.phone) == ("207966123456789@lid", "85298765432")
+
+
 CLOSE_REASONS = {
     401: ("logged_out", "Logged out from the phone (401 loggedOut): pair again."),
     403: ("logged_out", "WhatsApp refused the session (403 forbidden), typically a ban."),
