@@ -34,6 +34,7 @@ from crm import crypto
 from crm.errors import ApplicationError, Conflict
 from crm.live import push
 from sessions_app import providers
+from sessions_app.actions import Action, ensure_allowed
 from sessions_app.models import SessionEvent, SessionStatus, WhatsAppSession
 from sessions_app.providers import events as ev
 from sessions_app.providers.base import (
@@ -506,8 +507,14 @@ def _e164(raw: str, country: str) -> str:
 def session_connect(
     *, organization: Organization, session: WhatsAppSession, actor: User | None
 ) -> WhatsAppSession:
-    """Start pairing (a QR code to scan) or, for an API provider, check the credentials."""
+    """Start pairing (a QR code to scan) or, for an API provider, check the credentials. A
+    person asks for it only in a state that allows it (``actions``)."""
     session = scoped(WhatsAppSession, organization).get(pk=session.pk)
+    ensure_allowed(session, Action.CONNECT)
+    return _connect(session, actor)
+
+
+def _connect(session: WhatsAppSession, actor: User | None) -> WhatsAppSession:
     try:
         pairing = provider_for(session).connect()
     except ProviderError as error:
@@ -526,6 +533,7 @@ def session_pairing_code(
     phone_number: str,
 ) -> WhatsAppSession:
     session = scoped(WhatsAppSession, organization).get(pk=session.pk)
+    ensure_allowed(session, Action.PAIRING_CODE)
     phone = _e164(phone_number, organization.default_country)
     try:
         pairing = provider_for(session).pairing_code(phone)
@@ -543,6 +551,7 @@ def session_disconnect(
     *, organization: Organization, session: WhatsAppSession, actor: User | None
 ) -> WhatsAppSession:
     session = scoped(WhatsAppSession, organization).get(pk=session.pk)
+    ensure_allowed(session, Action.DISCONNECT)
     try:
         provider_for(session).disconnect()
     except ProviderError as error:
@@ -563,6 +572,7 @@ def session_logout(
     *, organization: Organization, session: WhatsAppSession, actor: User | None
 ) -> WhatsAppSession:
     session = scoped(WhatsAppSession, organization).get(pk=session.pk)
+    ensure_allowed(session, Action.LOGOUT)
     try:
         provider_for(session).logout()
     except ProviderError as error:
@@ -725,7 +735,7 @@ def reconnect_due(now: dt.datetime | None = None) -> int:
         if not claimed:
             continue
         try:
-            session_connect(organization=session.organization, session=session, actor=None)
+            _connect(session, None)  # the system's retry, not a person's click: no table
         except ApplicationError as error:
             logger.info("session %s: reconnect failed: %s", session.pk, error.code)
     return len(due)

@@ -12,9 +12,11 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from crm.errors import ApplicationError
-from sessions_app.models import SessionStatus, WhatsAppSession
+from sessions_app.actions import Action, ensure_allowed
+from sessions_app.models import WhatsAppSession
 from sessions_app.providers.simulator import (
     CONNECTION_FAULTS,
     FAULTS,
@@ -26,9 +28,23 @@ from sessions_app.queue import enqueue
 from sessions_app.services import session_locked
 
 ALL_FAULTS = sorted(set(FAULTS) | set(CONNECTION_FAULTS) | HANGS | {"none"})
-PUBLIC_FAULTS = [
-    f for f in ALL_FAULTS if f not in HANGS
-]  # a hang would tie up a worker: tests only
+# What the dashboard offers, harmless first (the first is the default). A hang would tie up a
+# worker: tests only.
+FAULT_CHOICES: list[tuple[str, str]] = [
+    ("rate_limited", gettext_lazy("Next send is rate limited (retried later)")),
+    ("network_error", gettext_lazy("Connection lost (reconnects by itself)")),
+    ("recipient_not_found", gettext_lazy("Next send: the number is not on WhatsApp")),
+    ("outside_window", gettext_lazy("Next send: outside the 24-hour window")),
+    ("message_too_long", gettext_lazy("Next send: the message is too long")),
+    ("media_rejected", gettext_lazy("Next send: the file is refused")),
+    ("none", gettext_lazy("None: clear the armed fault")),
+    ("not_authorized", gettext_lazy("Not authorized: the session is logged out")),
+    ("logged_out", gettext_lazy("Logged out from the phone")),
+    ("banned", gettext_lazy("The number is banned")),
+]
+PUBLIC_FAULTS = [fault for fault, _label in FAULT_CHOICES]
+# Faults that log the session out: pairing again is needed, so the dashboard asks first.
+DESTRUCTIVE_FAULTS = {"not_authorized", "logged_out", "banned"}
 
 
 def _simulator(session: WhatsAppSession) -> None:
@@ -48,10 +64,7 @@ def simulate_scan(*, session: WhatsAppSession) -> None:
     """The phone scans the QR code: connecting, then ready a moment later."""
     _simulator(session)
     session = session_locked(session)
-    if session.status != SessionStatus.QR:
-        raise ApplicationError(
-            _("There is no QR code to scan: connect the session first."), code="no_qr"
-        )
+    ensure_allowed(session, Action.SCAN)
     phone = session.phone_number or simulated_phone(str(session.uuid))
     enqueue(session=session, payload={"type": "connection", "state": "connecting"})
     enqueue(

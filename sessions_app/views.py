@@ -16,56 +16,43 @@ from django.views import View
 from accounts.models import Membership, role_at_least
 from accounts.tenancy import OrgViewMixin, scoped
 from crm.errors import ApplicationError
-from sessions_app import providers, services, simulation
-from sessions_app.models import ProviderName, SessionEvent, WhatsAppSession
-
-
-def _provider_choices():
-    return [(name, providers.get(name)) for name in providers.names()]
+from sessions_app import actions, providers, services, simulation
+from sessions_app.forms import SessionCreateForm, SessionSettingsForm
+from sessions_app.models import SessionEvent, WhatsAppSession
+from sessions_app.providers.base import Capability
 
 
 class SessionListView(OrgViewMixin, View):
     write_role = "admin"
 
     def get(self, request, org_slug):
-        return self.render()
+        return self.render(SessionCreateForm())
 
-    def render(self, error: ApplicationError | None = None, form: dict | None = None, status=200):
-        sessions = scoped(WhatsAppSession, self.request.organization)
+    def render(self, form: SessionCreateForm, status: int = 200):
         return render(
             self.request,
             "sessions_app/list.html",
             {
-                "sessions": sessions,
-                "providers": _provider_choices(),
+                "sessions": scoped(WhatsAppSession, self.request.organization),
                 "can_manage": role_at_least(self.request.role, "admin"),
-                "error": error,
-                "form": form or {"provider": ProviderName.SIMULATOR},
+                "form": form,
             },
             status=status,
         )
 
     def post(self, request, org_slug):
-        provider = request.POST.get("provider", "")
-        form = {
-            "name": request.POST.get("name", ""),
-            "provider": provider,
-            "colour": request.POST.get("colour", ""),
-        }
-        prefix = f"cred-{provider}-"
-        credentials = {
-            key[len(prefix) :]: value
-            for key, value in request.POST.items()
-            if key.startswith(prefix)
-        }
+        form = SessionCreateForm(request.POST)
+        if not form.is_valid():
+            return self.render(form, status=400)
         try:
             session = services.session_create(
                 organization=request.organization,
                 actor=request.user,
-                data={**form, "colour": form["colour"] or None, "credentials": credentials},
+                data=form.data_for_service(),
             )
         except ApplicationError as error:
-            return self.render(error=error, form=form, status=400)
+            form.apply_error(error)
+            return self.render(form, status=400)
         messages.success(request, _("Session %(name)s created.") % {"name": session.name})
         return redirect("session-detail", org_slug=org_slug, session_uuid=session.uuid)
 
@@ -79,36 +66,48 @@ class SessionDetailView(OrgViewMixin, View):
     def get(self, request, org_slug, session_uuid):
         return self.render()
 
-    def render(self, error: ApplicationError | None = None, status: int = 200):
+    def render(
+        self,
+        *,
+        form: SessionSettingsForm | None = None,
+        error: ApplicationError | None = None,
+        confirm_fault: str = "",
+        status: int = 200,
+    ):
         session = self.object
         provider = providers.get(session.provider)
         can_manage = role_at_least(self.request.role, "admin")
-        stored = services.credentials_of(session) if can_manage else {}
+        if can_manage and form is None:
+            stored = services.credentials_of(session)
+            form = SessionSettingsForm(
+                initial=SessionSettingsForm.initial_for(session, stored),
+                provider=session.provider,
+                stored=stored,
+                members=self.members(),
+            )
         return render(
             self.request,
             "sessions_app/detail.html",
             {
                 "session": session,
-                "provider": provider,
-                "capabilities": {str(c) for c in provider.capabilities},
-                "credential_fields": [
-                    (
-                        field,
-                        bool(stored.get(field.name)),
-                        "" if field.secret else stored.get(field.name, ""),
-                    )
-                    for field in provider.credential_fields
-                ],
+                "provider_label": provider.label,
+                "checks_credentials": Capability.QR not in provider.capabilities,
+                # each action's button: the states it shows in (live), and whether it shows now
+                "action_states": {
+                    str(a): " ".join(actions.states_allowing(session.provider, a))
+                    for a in actions.Action
+                },
+                "allowed": [str(a) for a in actions.allowed(session.provider, session.status)],
                 "can_manage": can_manage,
                 "qr": services.qr_data(session) if can_manage and session.status == "qr" else None,
                 "history": scoped(SessionEvent, self.request.organization)
                 .filter(session=session)
                 .select_related("actor")[:50],
-                "webhook_url": services.webhook_url(session) if can_manage else "",
-                "members": scoped(Membership, self.request.organization)
-                .filter(is_active=True)
-                .select_related("user"),
-                "faults": simulation.PUBLIC_FAULTS,
+                "webhook": _webhook(session, provider) if can_manage else None,
+                "form": form,
+                "faults": simulation.FAULT_CHOICES,
+                "confirm_fault": confirm_fault,
+                "confirm_fault_label": dict(simulation.FAULT_CHOICES).get(confirm_fault, ""),
                 "error": error,
             },
             status=status,
@@ -142,26 +141,15 @@ class SessionDetailView(OrgViewMixin, View):
                 )
                 messages.success(request, _("A message is on its way in."))
             elif action == "fault":
-                simulation.simulate_fault(session=session, fault=request.POST.get("fault", ""))
+                fault = request.POST.get("fault", "")
+                if (
+                    fault in simulation.DESTRUCTIVE_FAULTS
+                    and request.POST.get("confirmed") != "yes"
+                ):
+                    return self.render(confirm_fault=fault)
+                simulation.simulate_fault(session=session, fault=fault)
             elif action == "settings":
-                prefix = "cred-"
-                services.session_update(
-                    organization=organization,
-                    session=session,
-                    actor=actor,
-                    data={
-                        "name": request.POST.get("name", ""),
-                        "colour": request.POST.get("colour", ""),
-                        "default_assignee": request.POST.get("default_assignee") or None,
-                        "settings": _pacing(request.POST),
-                        "credentials": {
-                            k[len(prefix) :]: v
-                            for k, v in request.POST.items()
-                            if k.startswith(prefix) and v
-                        },
-                    },
-                )
-                messages.success(request, _("Saved."))
+                return self.save_settings()
             elif action == "rotate_secret":
                 services.webhook_secret_rotate(
                     organization=organization, session=session, actor=actor
@@ -177,24 +165,65 @@ class SessionDetailView(OrgViewMixin, View):
                 raise ApplicationError(_("Unknown action."))
         except ApplicationError as error:
             self.object.refresh_from_db()
-            return self.render(error=error, status=400 if error.status < 500 else 502)
+            return self.render(error=error, status=error.status if error.status < 500 else 502)
+        return self.back()
+
+    def save_settings(self):
+        session, request = self.object, self.request
+        form = SessionSettingsForm(
+            request.POST,
+            provider=session.provider,
+            stored=services.credentials_of(session),
+            members=self.members(),
+        )
+        if form.is_valid():
+            try:
+                services.session_update(
+                    organization=request.organization,
+                    session=session,
+                    actor=request.user,
+                    data=form.data_for_service(),
+                )
+            except ApplicationError as error:
+                form.apply_error(error)
+            else:
+                messages.success(request, _("Saved."))
+                return self.back()
+        self.object.refresh_from_db()
+        return self.render(form=form, status=400)
+
+    def members(self):
+        return (
+            scoped(Membership, self.request.organization)
+            .filter(is_active=True)
+            .select_related("user")
+        )
+
+    def back(self):
         return redirect(
-            reverse("session-detail", kwargs={"org_slug": org_slug, "session_uuid": session.uuid})
+            reverse(
+                "session-detail",
+                kwargs={
+                    "org_slug": self.request.organization.slug,
+                    "session_uuid": self.object.uuid,
+                },
+            )
         )
 
 
-def _pacing(post) -> dict:
-    pacing = {}
-    for key in ("messages_per_minute", "jitter_seconds"):
-        raw = post.get(key, "").strip()
-        if raw:
-            try:
-                pacing[key] = float(raw) if "." in raw else int(raw)
-            except ValueError:
-                raise ApplicationError(
-                    _("Pacing must be a number."), fields={key: [_("A number.")]}
-                ) from None
-    return pacing
+def _webhook(session: WhatsAppSession, provider) -> dict:
+    """What the session page shows to paste into the provider: the URL and, where the provider
+    sends Parley's per-session secret, that secret; otherwise which credential is the secret."""
+    secret_field = next(
+        (f for f in provider.credential_fields if f.name == provider.webhook_secret_credential),
+        None,
+    )
+    return {
+        "url": services.webhook_url(session),
+        "secret": "" if secret_field else services.webhook_secret_of(session),
+        "secret_field": secret_field,
+        "help": provider.webhook_help,
+    }
 
 
 urlpatterns = [

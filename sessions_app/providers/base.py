@@ -219,6 +219,11 @@ class Provider(ABC):
     label: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
+    # For the session page's webhook section: how the provider learns where to post, and the
+    # credential holding the secret its deliveries are checked with ("" = Parley's own
+    # per-session secret, which the provider sends in the X-Parley-Secret header).
+    webhook_help: ClassVar[str] = ""
+    webhook_secret_credential: ClassVar[str] = ""
 
     def __init__(self, config: SessionConfig, *, base_url: str = "", timeout: float = 15.0):
         self.config = config

@@ -134,6 +134,12 @@ class CloudApiProvider(Provider):
             help="Any string; type the same one in the app's webhook settings.",
         ),
     )
+    webhook_help = (
+        "In the Meta app, WhatsApp → Configuration: paste this URL as the Callback URL and the "
+        "webhook verify token entered here as the Verify token, then subscribe to the messages "
+        "field. Meta signs every delivery with the app secret."
+    )
+    webhook_secret_credential = "verify_token"  # noqa: S105 - a field name, not a secret
 
     @classmethod
     def check_credentials(cls, credentials: Mapping[str, str]) -> dict[str, str]:

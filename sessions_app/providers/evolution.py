@@ -155,6 +155,10 @@ class EvolutionProvider(Provider):
             help="Created on the gateway if it does not exist.",
         ),
     )
+    webhook_help = (
+        "Parley sets this webhook on the gateway when you press Connect. To set it by hand, "
+        "use this URL and send the secret in an X-Parley-Secret header."
+    )
 
     @classmethod
     def check_credentials(cls, credentials: Mapping[str, str]) -> dict[str, str]:

@@ -182,6 +182,11 @@ class GowaProvider(Provider):
             help="The gateway's WHATSAPP_WEBHOOK_SECRET (--webhook-secret); never the default.",
         ),
     )
+    webhook_help = (
+        "Start GOWA with this URL as WHATSAPP_WEBHOOK (--webhook) and the webhook secret entered "
+        "here as WHATSAPP_WEBHOOK_SECRET (--webhook-secret): GOWA signs every delivery with it."
+    )
+    webhook_secret_credential = "webhook_secret"  # noqa: S105 - a field name, not a secret
 
     @classmethod
     def check_credentials(cls, credentials: Mapping[str, str]) -> dict[str, str]:

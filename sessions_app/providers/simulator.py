@@ -101,6 +101,10 @@ class SimulatorProvider(Provider):
         }
     )
     credential_fields = ()
+    webhook_help = (
+        "Nothing to set up: the simulated phone delivers to Parley directly. A test client may "
+        "post simulator payloads to this URL with the secret in the X-Parley-Secret header."
+    )
 
     def _fault(self) -> None:
         fault = (self.config.settings or {}).get("simulator_fault")

@@ -104,14 +104,4 @@
     };
   }
   open();
-
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-copy]");
-    if (!button) return;
-    var field = document.querySelector(button.getAttribute("data-copy"));
-    if (!field) return;
-    field.select();
-    if (navigator.clipboard) navigator.clipboard.writeText(field.value).catch(function () {});
-    else document.execCommand("copy");
-  });
 })();

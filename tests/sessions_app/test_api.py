@@ -112,7 +112,7 @@ def test_an_illegal_move_is_a_409(cast, api):
     session_id = create(admin).json()["id"]
     admin.post(f"{BASE}{session_id}/logout/")
     scan = admin.post(f"{BASE}{session_id}/simulate/", {"action": "scan"}, format="json")
-    assert scan.status_code == 400 and scan.json()["error"]["code"] == "no_qr"
+    assert scan.status_code == 409 and scan.json()["error"]["code"] == "action_not_allowed"
 
 
 def test_the_webhook_secret_is_shown_to_admins_and_can_be_rotated(cast, api):
