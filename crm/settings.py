@@ -272,9 +272,12 @@ SPECTACULAR_SETTINGS = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
-# The largest file anyone may upload (a contacts CSV); receiving stops past it.
-PARLEY_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024)
-PARLEY_MAX_UPLOAD_BYTES = PARLEY_IMPORT_MAX_BYTES
+# Request bodies (crm/uploads.py): every route reads at most PARLEY_REQUEST_MAX_BYTES; the routes
+# that take files read up to their own cap, and only for a signed-in member or an API key.
+PARLEY_REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE + 64 * 1024)
+PARLEY_IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024)  # a contacts file
+# A file sent to a chat: the largest document WhatsApp takes (100 MB), plus the form around it.
+PARLEY_MEDIA_MAX_BYTES = 100 * 1024 * 1024 + 64 * 1024
 # A background job still running after this long lost its worker (messaging/services/watchdog.py).
 PARLEY_JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 2 * 3600)
 
@@ -287,11 +290,6 @@ META_APP_SECRET = env_str("META_APP_SECRET")
 META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
 # Webhook bodies can be large (a history sync): read up to this many bytes, refuse beyond.
 PARLEY_WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 64 * 1024 * 1024)
-FILE_UPLOAD_HANDLERS = [
-    "crm.uploads.CappedUploadHandler",
-    "django.core.files.uploadhandler.MemoryFileUploadHandler",
-    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
-]
 
 # --- Security ------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

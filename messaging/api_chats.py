@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
+from crm.uploads import accepts_uploads
 from messaging import presence, search
 from messaging.models import (
     CannedReply,
@@ -711,11 +712,9 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
         request={"multipart/form-data": UploadSendSerializer}, responses={201: MessageSerializer}
     )
     @action(detail=False, methods=["post"], parser_classes=[parsers.MultiPartParser])
+    @accepts_uploads("PARLEY_MEDIA_MAX_BYTES")
     def upload(self, request):
         """Send a file (multipart: ``file`` and the fields of a send; ``text`` is the caption)."""
-        length = request.META.get("CONTENT_LENGTH") or ""
-        if length.isascii() and length.isdigit() and int(length) > MAX_UPLOAD:
-            raise exceptions.ValidationError({"file": ["Larger than WhatsApp accepts (100 MB)."]})
         data = UploadSendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         message = self._send(data.validated_data, upload=data.validated_data["file"])
@@ -781,7 +780,6 @@ def _find_contact(organization, value) -> Contact | None:
 
 # --- Media ---------------------------------------------------------------------------------------
 
-MAX_UPLOAD = 100 * 1024 * 1024 + 64 * 1024  # the largest document WhatsApp takes, plus the form
 RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 SIGNED_URL_SECONDS = 300
 

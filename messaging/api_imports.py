@@ -17,6 +17,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.tenancy import TenantAPIMixin
 from crm.api import StrictSerializer
+from crm.uploads import accepts_uploads
 from messaging.models import Contact, ImportJob
 from messaging.selectors import contact_filters_from_params
 from messaging.services import exports
@@ -111,23 +112,13 @@ class ImportListView(TenantAPIMixin, GenericAPIView):
     parser_classes = [parsers.MultiPartParser]  # this view only: the upload
     ordering = "-id"
 
-    def initial(self, request, *args, **kwargs):
-        if request.method == "POST":
-            # Before anything reads the body (session authentication's CSRF check parses it).
-            length = request.META.get("CONTENT_LENGTH") or ""
-            if length.isascii() and length.isdigit() and int(length) > services.max_upload_bytes():
-                raise services._too_large()
-            request._request.upload_handlers.insert(
-                0, services.CappedUploadHandler(request._request)
-            )
-        super().initial(request, *args, **kwargs)
-
     @extend_schema(operation_id="imports_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ImportJobSerializer(page, many=True).data)
 
     @extend_schema(request=UploadSerializer, responses={201: ImportJobSerializer})
+    @accepts_uploads("PARLEY_IMPORT_MAX_BYTES")
     def post(self, request):
         data = UploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -36,7 +36,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.core.files.uploadhandler import FileUploadHandler
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -191,21 +190,6 @@ def _too_large() -> UploadTooLarge:
         _("That file is too large: imports take files up to %(mb)d MB.") % {"mb": limit_mb},
         fields={"file": [_("At most %(mb)d MB.") % {"mb": limit_mb}]},
     )
-
-
-class CappedUploadHandler(FileUploadHandler):
-    """Aborts a multipart upload as soon as it passes the import cap (before it fills a disk).
-
-    Put first in ``request.upload_handlers`` before the body is read; it passes data through.
-    """
-
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
-        if start + len(raw_data) > max_upload_bytes():
-            raise _too_large()
-        return raw_data
-
-    def file_complete(self, file_size: int):
-        return None
 
 
 # --- Cells --------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ state from the database, so it survives a reload, and follows ``import.progress`
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -18,7 +17,7 @@ from django.views import View
 from accounts.models import role_at_least
 from accounts.tenancy import OrgViewMixin, scoped
 from crm.errors import ApplicationError
-from crm.uploads import upload_too_large
+from crm.uploads import accepts_uploads
 from messaging.api_imports import error_report_response
 from messaging.models import CustomField, ImportJob, JobState
 from messaging.selectors import contact_filters_from_params
@@ -68,17 +67,13 @@ class ImportUploadView(OrgViewMixin, View):
                 "error": error,
                 "can_write": role_at_least(self.request.role, self.write_role),
                 "max_mb": services.max_upload_bytes() // (1024 * 1024),
+                "max_bytes": services.max_upload_bytes(),
             },
             status=status,
         )
 
+    @accepts_uploads("PARLEY_IMPORT_MAX_BYTES")
     def post(self, request, org_slug):
-        if upload_too_large(request):
-            return self.render(
-                _("That file is too large: the limit is %(mb)d MB.")
-                % {"mb": settings.PARLEY_MAX_UPLOAD_BYTES // 1_048_576},
-                status=413,
-            )
         upload = request.FILES.get("file")
         if upload is None:
             return self.render(_("Choose a CSV file to upload."), status=400)

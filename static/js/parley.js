@@ -8,6 +8,8 @@
  *   `window.parleyLive = {connected, received}` exposes the state for tests. Page scripts open
  *   sockets of their own with `Parley.reconnecting(path, handlers)` and show `Parley.toast(text)`.
  * - Copy buttons: <button data-copy-target="#id"> copies that element's text.
+ * - File inputs with data-max-bytes refuse a larger file before it is sent, with the message in
+ *   data-too-large (the server refuses it anyway: this spares the wait).
  */
 (function () {
   "use strict";
@@ -134,6 +136,17 @@
         button.textContent = label;
       }, 2000);
     });
+  });
+
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("input[type=file][data-max-bytes]")) return;
+    var limit = Number(input.getAttribute("data-max-bytes"));
+    var tooLarge = Array.prototype.some.call(input.files || [], function (file) {
+      return file.size > limit;
+    });
+    input.setCustomValidity(tooLarge ? input.getAttribute("data-too-large") || "Too large" : "");
+    if (tooLarge) input.reportValidity();
   });
 
   // Close an open <details> menu when clicking elsewhere.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from messaging.models import Contact
+from messaging.models import Contact, ImportJob
 
 pytestmark = pytest.mark.browser
 
@@ -65,3 +65,26 @@ def test_it_imports_a_csv_and_shows_the_progress_live(
     page.reload()
     assert page.get_attribute("#import-state", "data-state") == "done"
     assert page.inner_text("#import-created") == "40"
+
+
+def test_a_file_over_the_cap_is_refused_in_the_page_before_it_is_sent(
+    new_page, asgi_server, cast, password, settings
+):
+    settings.PARLEY_IMPORT_MAX_BYTES = 1024 * 1024
+    page = new_page()
+    page.goto("/login/")
+    page.get_by_label("Email").fill(cast.agent.email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/o/acme/")
+    page.goto("/o/acme/contacts/import/")
+
+    page.get_by_label("CSV file").set_input_files(
+        files=[{"name": "big.csv", "mimeType": "text/csv", "buffer": b"name\n" + b"x\n" * 600_000}]
+    )
+    page.get_by_role("button", name="Upload").click()
+
+    message = page.get_by_label("CSV file").evaluate("input => input.validationMessage")
+    assert message == "That file is too large: imports take files up to 1 MB."
+    assert page.url.endswith("/o/acme/contacts/import/")
+    assert not ImportJob.objects.exists()
