@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.conf import settings
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 
-from crm import health
+from crm import health, views
 from crm.api import error_body
 
 
@@ -55,3 +56,31 @@ class RejectNulMiddleware:
         ) and any("\x00" in v for values in request.POST.lists() for v in values[1]):
             return HttpResponseBadRequest("The form contains a NUL character.")
         return self.get_response(request)
+
+
+class NotFoundPageMiddleware:
+    """The project's own 404 page with ``DEBUG`` on too (``make run``).
+
+    With ``DEBUG`` off Django answers a 404 with ``handler404`` (``crm.views.page_not_found``);
+    with it on, with its technical page, which lists every route of the site. Here an ``Http404``
+    a view raises gets the project's page, and so does a path no route matched (Django's
+    technical 404 for it is replaced: no view ran, so ``request.resolver_match`` is unset).
+    Tracebacks (500, a 400 from a suspicious request) keep Django's debug page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            settings.DEBUG
+            and response.status_code == 404
+            and getattr(request, "resolver_match", None) is None
+        ):
+            return views.page_not_found(request)
+        return response
+
+    def process_exception(self, request, exception):
+        if settings.DEBUG and isinstance(exception, Http404):
+            return views.page_not_found(request, exception)
+        return None

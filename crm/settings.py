@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "crm.middleware.NotFoundPageMiddleware",  # inside CommonMiddleware: its slash redirect stays
 ]
 
 ROOT_URLCONF = "crm.urls"
@@ -120,7 +121,10 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "crm.channel_layer.ThreadSafeInMemoryChannelLayer"}}
-    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://")
+    # The in-process broker. It takes no host, but kombu's virtual transports default one
+    # ("localhost") and warn "No hostname was supplied" each time a pooled connection is made
+    # from a URL without one (the first task a process sends): so the URL names it.
+    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "memory://localhost/")
 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

@@ -9,6 +9,7 @@ from messaging import api_chats as messaging_api_chats
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("readyz", health.readyz, name="readyz"),
     path("signup/", account_views.signup, name="signup"),
     path("login/", account_views.ParleyLoginView.as_view(), name="login"),

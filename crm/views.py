@@ -1,9 +1,12 @@
-"""Error pages: JSON with the API's error body under /api/, templates elsewhere."""
+"""Error pages: JSON with the API's error body under /api/, templates elsewhere; the site icon."""
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_safe
 
 from crm.api import error_body
 
@@ -45,3 +48,11 @@ def page_not_found(request, exception=None):
 
 def server_error(request):
     return _respond(request, 500)
+
+
+@require_safe
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """``/favicon.ico``, which browsers ask for on pages that name no icon (the admin, the API
+    docs, a file): the site's icon. A temporary redirect: the static name changes with a deploy."""
+    return HttpResponseRedirect(static("img/favicon.svg"))

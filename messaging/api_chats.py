@@ -26,6 +26,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import Role
 from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
 from crm.uploads import accepts_uploads
@@ -572,12 +573,14 @@ def _uuid(value: str, field: str):
 
 class CannedReplyViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     """Replies the team types by shortcut; ``{{name}}``, ``{{first_name}}``, ``{{phone}}`` and
-    ``{{email}}`` are filled in with the chat's contact (``render``)."""
+    ``{{email}}`` are filled in with the chat's contact (``render``). Every member reads them;
+    admins and owners write them (the organization's settings, as on the dashboard)."""
 
     queryset = CannedReply.objects.all()
     serializer_class = CannedReplySerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     ordering = ("shortcut", "id")
+    write_role = Role.ADMIN
 
     @extend_schema(request=CannedReplyWriteSerializer, responses={201: CannedReplySerializer})
     def create(self, request):
@@ -597,8 +600,14 @@ class CannedReplyViewSet(TenantAPIMixin, viewsets.ModelViewSet):
             reply=self.get_object(),
             shortcut=data.validated_data.get("shortcut"),
             text=data.validated_data.get("text"),
+            actor=request.user,
         )
         return Response(CannedReplySerializer(reply).data)
+
+    def perform_destroy(self, instance):
+        inbox.canned_reply_delete(
+            organization=self.request.organization, reply=instance, actor=self.request.user
+        )
 
     @extend_schema(
         parameters=[OpenApiParameter("chat", str, description="The chat whose contact fills it")],

@@ -1,5 +1,6 @@
-"""The API of CSV imports and exports: upload, mapping, preview, start, status, error report, cancel;
-a streamed export of the filtered address book. Thin: validate, one service call, serialize."""
+"""The API of imports (CSV or .xlsx) and exports: upload, mapping, preview, start, status, error
+report, cancel; a streamed export of the filtered address book (CSV or .xlsx). Thin: validate, one
+service call, serialize."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from django.core.files.storage import default_storage
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, parsers, renderers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
@@ -33,6 +34,14 @@ class CsvRenderer(renderers.BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return json.dumps(data).encode() if data is not None else b""
+
+
+class XlsxRenderer(CsvRenderer):
+    """Lets clients ask for an Excel workbook (``?format=xlsx`` or the media type in Accept)."""
+
+    media_type = exports.XLSX_CONTENT_TYPE
+    format = "xlsx"
+    charset = None
 
 
 # --- Serializers --------------------------------------------------------------------------------
@@ -199,17 +208,34 @@ def error_report_response(request, job: ImportJob):
 
 
 class ContactExportView(TenantAPIMixin, GenericAPIView):
-    """``GET`` the contacts matching the list's filters as a streamed CSV (UTF-8 with BOM)."""
+    """The contacts matching the contact list's filters (the same query parameters), streamed as
+    a file: CSV by default (UTF-8 with a BOM; a cell a spreadsheet would run as a formula starts
+    with `'`), or with `format=xlsx` an Excel workbook whose every cell is text. Both import back
+    unchanged through `/imports/`."""
 
     queryset = Contact.objects.all()
     pagination_class = None
 
-    renderer_classes = [renderers.JSONRenderer, CsvRenderer]
+    renderer_classes = [renderers.JSONRenderer, CsvRenderer, XlsxRenderer]
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="CSV")})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format", str, enum=["csv", "xlsx"], description="The file's format (csv)"
+            )
+        ],
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="The contacts"),
+            (200, exports.XLSX_CONTENT_TYPE): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The contacts"
+            ),
+        },
+    )
     def get(self, request):
         filters = contact_filters_from_params(request.query_params)
         rows = exports.contacts_export_rows(organization=request.organization, filters=filters)
+        if getattr(request.accepted_renderer, "format", None) == "xlsx":
+            return exports.xlsx_response(request, rows, "contacts.xlsx")
         return exports.csv_response(request, rows, "contacts.csv")
 
 

@@ -8,10 +8,12 @@ the form, so one rule is never written twice.
 from __future__ import annotations
 
 from django import forms
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from crm.errors import ApplicationError
 from messaging.models import ContactStatus, CustomField, CustomFieldType, IdentityKind
+from messaging.services.inbox import MAX_TEXT, VARIABLES
 from messaging.text import format_phone
 
 CUSTOM_PREFIX = "cf_"
@@ -195,3 +197,23 @@ class CustomFieldEditForm(forms.Form):
 
     def clean_choices(self) -> list[str]:
         return split_names(self.cleaned_data.get("choices", ""))
+
+
+class CannedReplyForm(forms.Form):
+    """A canned reply, new or edited (an edit form per reply: ``prefix=f"reply-{pk}"``)."""
+
+    shortcut = forms.CharField(
+        label=_("Shortcut"),
+        max_length=41,
+        help_text=_("Type / and this in the inbox's reply box: letters, digits, - and _."),
+    )
+    text = forms.CharField(
+        label=_("Text"),
+        max_length=MAX_TEXT,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=format_lazy(
+            _("Filled in with the chat's contact: {names}."),
+            names=", ".join("{{" + name + "}}" for name in VARIABLES),
+        ),
+    )

@@ -24,6 +24,7 @@ from accounts.models import Organization
 from accounts.tenancy import scoped
 from crm.errors import ApplicationError
 from messaging.models import (
+    CannedReply,
     Contact,
     ContactGroupMember,
     ContactStatus,
@@ -184,3 +185,8 @@ def contact_filters_from_params(params) -> dict:
     if errors:
         raise ApplicationError(str(_("Some filters are not valid.")), fields=errors)
     return filters
+
+
+def canned_reply_list(*, organization: Organization) -> QuerySet[CannedReply]:
+    """The organization's canned replies, by shortcut (the inbox offers them in this order)."""
+    return scoped(CannedReply, organization).order_by("shortcut", "id")

@@ -83,6 +83,8 @@ class WhatsAppSession(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("WhatsApp session")
+        verbose_name_plural = _("WhatsApp sessions")
         ordering = ["name", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -119,6 +121,8 @@ class SessionEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("session event")
+        verbose_name_plural = _("session events")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(
@@ -172,6 +176,8 @@ class WebhookEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["session", "dedupe_key"], name="webhook_event_dedupe")

@@ -83,13 +83,36 @@ def valid_role(role: str) -> str:
     return role
 
 
-def read_password(*, given: str | None, env_var: str, interactive: bool) -> str | None:
-    """The password from the option, else from ``env_var``, else typed twice at a prompt.
+def add_password_arguments(parser: CommandParser, *, env_var: str) -> None:
+    """``--password`` and ``--password-stdin``: the two ways to give a password on the command line."""
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument(
+        "--password",
+        help=f"Visible in shell history and ps; prefer ${env_var} or --password-stdin.",
+    )
+    given.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="Read the password from standard input (one line), for scripts and pipes: "
+        "printf '%%s\\n' \"$PW\" | manage.py ... --password-stdin",
+    )
+
+
+def read_password(
+    *, given: str | None, env_var: str, interactive: bool, from_stdin: bool = False
+) -> str | None:
+    """The password from the option, else from standard input (``from_stdin``), else from
+    ``env_var``, else typed twice at a prompt.
 
     None when none of these is available (not interactive and nothing given).
     """
     if given:
         return given
+    if from_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        if not password:
+            raise CommandError("--password-stdin read an empty password from standard input.")
+        return password
     from_env = os.environ.get(env_var)
     if from_env:
         return from_env
@@ -101,6 +124,16 @@ def read_password(*, given: str | None, env_var: str, interactive: bool) -> str 
     if getpass.getpass("Password (again): ") != first:
         raise CommandError("The passwords do not match.")
     return first
+
+
+def no_password_error(env_var: str, *, what: str = "a password") -> CommandError:
+    """Said when no password came and none may be asked for (a script, a container, --no-input)."""
+    why = "--no-input forbids a prompt" if sys.stdin.isatty() else "there is no terminal to ask at"
+    return CommandError(
+        f"Give {what}: {why}. Set ${env_var}, pipe it in with --password-stdin "
+        f"(printf '%s\\n' \"$PW\" | manage.py ... --password-stdin), or pass --password "
+        "(visible in ps)."
+    )
 
 
 def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:

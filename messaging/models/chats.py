@@ -73,6 +73,8 @@ class Chat(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("chat")
+        verbose_name_plural = _("chats")
         ordering = ["-last_message_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -199,6 +201,8 @@ class Message(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         ordering = ["timestamp", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -237,6 +241,8 @@ class Reaction(models.Model):
     timestamp = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("reaction")
+        verbose_name_plural = _("reactions")
         constraints = [
             models.UniqueConstraint(fields=["message", "actor"], name="reaction_per_actor")
         ]
@@ -259,6 +265,8 @@ class WaitingEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("waiting event")
+        verbose_name_plural = _("waiting events")
         constraints = [
             models.UniqueConstraint(
                 fields=["session", "provider_message_id", "key"], name="waiting_event_once"
@@ -285,6 +293,8 @@ class IdempotencyKey(models.Model):
     expires_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
         constraints = [
             models.UniqueConstraint(fields=["organization", "key"], name="idempotency_key_once")
         ]

@@ -65,6 +65,8 @@ class Contact(models.Model):
     search_text = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
         ordering = ["display_name", "id"]
         indexes = [
             models.Index(fields=["organization", "display_name", "id"], name="contact_org_name"),
@@ -101,6 +103,8 @@ class ContactIdentity(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("contact identity")
+        verbose_name_plural = _("contact identities")
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "kind", "value"], name="identity_unique_per_org"
@@ -123,6 +127,8 @@ class ContactAlias(models.Model):
     alias = models.CharField(max_length=100)
 
     class Meta:
+        verbose_name = _("contact alias")
+        verbose_name_plural = _("contact aliases")
         constraints = [
             models.UniqueConstraint(
                 "organization", "contact", Lower("alias"), name="alias_unique_per_contact"
@@ -140,6 +146,8 @@ class Tag(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint("organization", Lower("name"), name="tag_name_unique_per_org")
@@ -162,6 +170,8 @@ class ContactTag(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("contact tag")
+        verbose_name_plural = _("contact tags")
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "contact", "tag"], name="contact_tag_unique"
@@ -179,6 +189,8 @@ class ContactGroup(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("contact group")
+        verbose_name_plural = _("contact groups")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint("organization", Lower("name"), name="group_name_unique_per_org")
@@ -201,6 +213,8 @@ class ContactGroupMember(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("contact group member")
+        verbose_name_plural = _("contact group members")
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "group", "contact"], name="group_member_unique"
@@ -227,6 +241,8 @@ class ContactNote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("contact note")
+        verbose_name_plural = _("contact notes")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["organization", "contact", "-created_at"], name="note_org_contact")
@@ -255,6 +271,8 @@ class CustomField(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
         ordering = ["label"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "key"], name="custom_field_key_unique")

@@ -29,6 +29,8 @@ class ChatNote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("chat note")
+        verbose_name_plural = _("chat notes")
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["chat", "created_at", "id"], name="chat_note_time")]
 
@@ -50,6 +52,7 @@ class CannedReply(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("canned reply")
         ordering = ["shortcut", "id"]
         constraints = [
             models.UniqueConstraint(

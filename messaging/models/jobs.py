@@ -56,6 +56,8 @@ class ImportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["organization", "-created_at"], name="importjob_org_created")
@@ -74,6 +76,8 @@ class ImportColumnMemory(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("remembered import column")
+        verbose_name_plural = _("remembered import columns")
         constraints = [
             models.UniqueConstraint(fields=["organization", "header"], name="import_memory_unique")
         ]
@@ -112,6 +116,8 @@ class BulkJob(models.Model):
     undone_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("bulk job")
+        verbose_name_plural = _("bulk jobs")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["organization", "-created_at"], name="bulkjob_org_created")]
 
@@ -127,6 +133,8 @@ class BulkJobItem(models.Model):
     contact_id = models.BigIntegerField()
 
     class Meta:
+        verbose_name = _("bulk job item")
+        verbose_name_plural = _("bulk job items")
         indexes = [models.Index(fields=["organization", "job"], name="bulkitem_org_job")]
 
     def __str__(self) -> str:

@@ -1,8 +1,17 @@
-"""CSV export of a filtered address book, streamed: a constant number of queries per 2000 contacts.
+"""Export of a filtered address book, streamed: a constant number of queries per 2000 contacts.
 
-Cells a spreadsheet would run as a formula (starting with = + - @, tab or CR) get a leading ``'``;
-the importer strips exactly that prefix (messaging/services/imports.py ``unneutralize``), so
-export → import is lossless. The file starts with a UTF-8 BOM so Excel reads CJK names.
+Two formats, the same columns (``contacts_export_rows``):
+
+- **CSV**, UTF-8 with a BOM so Excel reads CJK names. A cell a spreadsheet would run as a formula
+  (starting with = + - @, tab or CR) gets a leading ``'``; the importer strips exactly that prefix
+  (messaging/services/imports.py ``unneutralize``), so export → import is lossless. Phone numbers
+  are written as they are (``+85291234567``, or a list ``+852…; +852…``): a ``+`` followed only by
+  digits, spaces and ``;`` names no function and no cell, so a spreadsheet can at worst read it as
+  a number, never run anything; a ``'`` before it was shown to every user. (A spreadsheet still
+  turns ``+85291234567`` into 85291234567: the .xlsx keeps it as written.)
+- **Excel (.xlsx)**, written with openpyxl: every cell is a text cell (type ``s``, number format
+  ``@``), so numbers stay as written and nothing is a formula, with no prefix at all. The sheet is
+  streamed to a temporary file as rows are read (openpyxl's write-only mode), then sent in chunks.
 """
 
 from __future__ import annotations
@@ -11,11 +20,16 @@ import codecs
 import csv
 import datetime as dt
 import io
+import tempfile
 from collections.abc import Iterable, Iterator
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.utils import get_column_letter
 
 from accounts.models import Organization
 from accounts.tenancy import scoped
@@ -31,6 +45,7 @@ from messaging.models import (
 from messaging.selectors import contact_list
 from messaging.services.imports import neutralize
 
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHUNK = 2000
 BASE_COLUMNS = [
     "name",
@@ -49,7 +64,8 @@ BASE_COLUMNS = [
 
 
 def contacts_export_rows(*, organization: Organization, filters: dict) -> Iterator[list[str]]:
-    """The header, then one row per contact matching ``filters`` (``contact_list`` keywords).
+    """The header, then one row per contact matching ``filters`` (``contact_list`` keywords), as
+    plain text: each format's writer makes them safe for spreadsheets.
 
     The query is built here, eagerly, so a bad filter raises ApplicationError before a response
     starts streaming; the rows are read lazily with a server-side cursor in chunks, and aliases,
@@ -137,7 +153,7 @@ def _chunk_rows(
             contact.opted_out_at.astimezone(dt.UTC).isoformat() if contact.opted_out_at else "",
             *(_custom(contact.custom_fields.get(f.key)) for f in fields),
         ]
-        yield [neutralize(cell) for cell in row]
+        yield row
 
 
 def _custom(value) -> str:
@@ -149,13 +165,13 @@ def _custom(value) -> str:
 
 
 def csv_chunks(rows: Iterable[list[str]], rows_per_chunk: int = 500) -> Iterator[bytes]:
-    """Rows → UTF-8 bytes (BOM first) in chunks of a few hundred rows."""
+    """Rows → UTF-8 bytes (BOM first) in chunks of a few hundred rows, formula cells neutralized."""
     yield codecs.BOM_UTF8
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     count = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([neutralize(cell) for cell in row])
         count += 1
         if count >= rows_per_chunk:
             yield buffer.getvalue().encode("utf-8")
@@ -166,8 +182,43 @@ def csv_chunks(rows: Iterable[list[str]], rows_per_chunk: int = 500) -> Iterator
         yield buffer.getvalue().encode("utf-8")
 
 
+def xlsx_chunks(
+    rows: Iterable[list[str]], sheet: str = "Contacts", chunk_size: int = 64 * 1024
+) -> Iterator[bytes]:
+    """Rows → an .xlsx workbook of one sheet whose every cell is text, in chunks.
+
+    The rows are read when the first chunk is asked for (like the CSV's), written to a temporary
+    file by openpyxl's write-only mode (constant memory: inline strings, no shared-string table),
+    and the finished file is sent in ``chunk_size`` pieces. Characters XML cannot hold (control
+    characters other than tab and line breaks) are dropped."""
+    workbook = Workbook(write_only=True)
+    worksheet = workbook.create_sheet(sheet)
+    widths: list[int] = []
+    with tempfile.TemporaryFile() as file:
+        for row in rows:
+            worksheet.append([_text_cell(worksheet, value) for value in row])
+            if not widths:
+                widths = [max(12, min(40, len(str(value)) + 4)) for value in row]
+        for index, width in enumerate(widths, start=1):
+            worksheet.column_dimensions[get_column_letter(index)].width = width
+        workbook.save(file)
+        file.seek(0)
+        while chunk := file.read(chunk_size):
+            yield chunk
+
+
+def _text_cell(worksheet, value: str) -> WriteOnlyCell | None:
+    if not value:
+        return None  # no cell at all: nothing to type, and most cells of an address book
+    cell = WriteOnlyCell(worksheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+    # openpyxl makes "=…" a formula and "#N/A" an error: in this file every cell is text.
+    cell.data_type = "s"
+    cell.number_format = "@"
+    return cell
+
+
 class CsvStreamingResponse(StreamingHttpResponse):
-    """A streamed CSV download.
+    """A streamed download (CSV or .xlsx).
 
     ``content`` reads the whole stream (the test client and tools that expect a body); served
     responses are never read that way.
@@ -189,11 +240,24 @@ async def _async_chunks(chunks: Iterator[bytes]):
         yield chunk
 
 
-def csv_response(request, rows: Iterable[list[str]], filename: str) -> CsvStreamingResponse:
-    chunks = csv_chunks(rows)
+def download_response(
+    request, chunks: Iterator[bytes], *, content_type: str, filename: str
+) -> CsvStreamingResponse:
     request = getattr(request, "_request", request)  # DRF's Request wraps Django's
     content = _async_chunks(chunks) if isinstance(request, ASGIRequest) else chunks
-    response = CsvStreamingResponse(content, content_type="text/csv; charset=utf-8")
+    response = CsvStreamingResponse(content, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+def csv_response(request, rows: Iterable[list[str]], filename: str) -> CsvStreamingResponse:
+    return download_response(
+        request, csv_chunks(rows), content_type="text/csv; charset=utf-8", filename=filename
+    )
+
+
+def xlsx_response(request, rows: Iterable[list[str]], filename: str) -> CsvStreamingResponse:
+    return download_response(
+        request, xlsx_chunks(rows), content_type=XLSX_CONTENT_TYPE, filename=filename
+    )

@@ -1,4 +1,5 @@
-"""CSV import of the address book: upload → mapping (remembered) → preview → background run.
+"""Import of the address book from a CSV or an Excel workbook (.xlsx): upload → mapping
+(remembered) → preview → background run.
 
 The stored file is streamed at every step (never read whole into memory): ``import_upload`` copies
 the upload into ``default_storage`` with a size cap, ``import_preview`` parses the first rows and
@@ -12,6 +13,11 @@ organization's dashboards after each batch commits.
 
 Row numbers are those of a spreadsheet: the header is row 1, the first data row is row 2 (a record
 with a quoted line break still counts as one row).
+
+A workbook is read through the same pipeline (``_Rows``): the first worksheet, streamed by
+openpyxl's read-only mode, each cell as text (cached values of formulas, never evaluated; whole
+numbers without ``.0``; dates in ISO 8601); rows with no value at all are skipped. Its ``encoding``
+is recorded as ``xlsx``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import re
 import secrets
 import tempfile
 import threading
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -42,6 +49,7 @@ from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from openpyxl import load_workbook
 
 from accounts.models import Organization, User
 from accounts.tenancy import scoped
@@ -96,6 +104,13 @@ MULTI_FIELDS = {"phone_2", "aliases", "tags", "groups"}  # several columns may f
 LIST_SPLIT = re.compile(r"[;|]")
 TAG_SPLIT = re.compile(r"[;|,]")
 ENCODING_CHOICES = ("utf-8", "utf-16", "big5", "gb18030", "shift_jis", "cp1252", "latin-1")
+XLSX = "xlsx"  # ImportJob.encoding of a workbook
+ZIP_MAGIC = b"PK\x03\x04"  # an .xlsx is a zip archive
+OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls
+# What a workbook may expand to: its parts are parsed as streams, except the table of shared
+# strings, which openpyxl holds in memory. Far above any honest address book; a zip bomb stops here.
+XLSX_MAX_EXPANDED = 4 * 1024**3
+XLSX_MAX_SHARED_STRINGS = 256 * 1024**2
 
 # Folded header (see ``_header_key``) → field.
 HEADER_GUESSES: dict[str, str] = {
@@ -195,13 +210,20 @@ def _too_large() -> UploadTooLarge:
 # --- Cells --------------------------------------------------------------------------------------
 
 
+# A phone number as the export writes it, or a list of them: "+" and digits name no function
+# and no cell, so a spreadsheet cannot run them (at worst it reads a number).
+PHONE_CELL = re.compile(r"\+\d{1,15}(?:; \+\d{1,15})*")
+
+
 def neutralize(cell: str) -> str:
     """Export side: a cell a spreadsheet would run as a formula gets one leading ``'``.
 
-    Cells already starting with ``'`` before a trigger get one more, so ``unneutralize`` is the
-    exact inverse and export → import is lossless.
+    Phone numbers (``PHONE_CELL``) are written as they are: they start with ``+`` but are not
+    formulas, and a ``'`` before them shows in every spreadsheet. Cells already starting with
+    ``'`` before a trigger get one more, so ``unneutralize`` is the exact inverse and
+    export → import is lossless.
     """
-    if cell and cell.lstrip("'").startswith(FORMULA_TRIGGERS):
+    if cell and cell.lstrip("'").startswith(FORMULA_TRIGGERS) and not PHONE_CELL.fullmatch(cell):
         return "'" + cell
     return cell
 
@@ -299,10 +321,11 @@ def detect_delimiter(text: str) -> str:
         return ","
 
 
-def _unique_headers(raw: list[str]) -> list[str]:
+def _unique_headers(raw: list[str], *, neutralized: bool = True) -> list[str]:
     headers, seen = [], {}
     for index, cell in enumerate(raw[:MAX_HEADERS], start=1):
-        header = " ".join(unneutralize(cell.replace("\x00", "")).split())[:200] or _(
+        cell = cell.replace("\x00", "")
+        header = " ".join((unneutralize(cell) if neutralized else cell).split())[:200] or _(
             "column %(n)d"
         ) % {"n": index}
         if header in seen:
@@ -400,9 +423,14 @@ def _inspect(job: ImportJob, sample: bytes, encoding: str | None) -> None:
         raise ApplicationError(
             _("That file is empty."), code="empty_file", fields={"file": [_("The file is empty.")]}
         )
-    job.encoding = _chosen_encoding(encoding, sample) if encoding else detect_encoding(sample)
-    text = codecs.getincrementaldecoder(job.encoding)(errors="replace").decode(sample)
-    job.delimiter = detect_delimiter(text)
+    if sample.startswith(OLE_MAGIC):
+        raise _unreadable_workbook(_("This is an old Excel file (.xls)."))
+    if sample.startswith(ZIP_MAGIC):
+        job.encoding, job.delimiter = XLSX, ","
+    else:
+        job.encoding = _chosen_encoding(encoding, sample) if encoding else detect_encoding(sample)
+        text = codecs.getincrementaldecoder(job.encoding)(errors="replace").decode(sample)
+        job.delimiter = detect_delimiter(text)
     with _open_rows(job) as rows:
         first = next(rows, None)
     if first is None or first[1] is None or not any(c.strip() for c in first[1]):
@@ -411,7 +439,7 @@ def _inspect(job: ImportJob, sample: bytes, encoding: str | None) -> None:
             code="no_header",
             fields={"file": [_("No header row found.")]},
         )
-    job.headers = _unique_headers(first[1])
+    job.headers = _unique_headers(first[1], neutralized=job.encoding != XLSX)
 
 
 def _propose_mapping(organization: Organization, headers: list[str]) -> dict[str, str]:
@@ -549,16 +577,27 @@ class _Rows:
 
     def __init__(self, job: ImportJob):
         self.job = job
+        self.text = self.workbook = None
 
     def __enter__(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
         self.raw = default_storage.open(self.job.upload.name, "rb")
+        if self.job.encoding == XLSX:
+            try:
+                self.workbook = _open_workbook(self.raw)
+            except BaseException:
+                self.raw.close()
+                raise
+            return _workbook_rows(self.workbook)
         self.text = io.TextIOWrapper(
             _Readable(self.raw), encoding=self.job.encoding, errors="replace", newline=""
         )
         return self._iterate()
 
     def __exit__(self, *exc) -> None:
-        self.text.close()
+        if self.workbook is not None:
+            self.workbook.close()
+        if self.text is not None:
+            self.text.close()
         self.raw.close()
 
     def _iterate(self):
@@ -589,6 +628,77 @@ class _Readable(io.RawIOBase):
         data = self.fileobj.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+def _unreadable_workbook(reason: str = "") -> ApplicationError:
+    return ApplicationError(
+        " ".join(
+            [reason, _("Save it as an Excel workbook (.xlsx) or as CSV and upload that.")]
+        ).strip(),
+        code="unreadable_file",
+        fields={"file": [_("Not a workbook Parley can read.")]},
+    )
+
+
+def _open_workbook(fileobj):
+    """The stored .xlsx, opened read-only (cells streamed), after checking what it expands to."""
+    try:
+        with zipfile.ZipFile(fileobj) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise _unreadable_workbook() from None
+    shared = sum(p.file_size for p in parts if p.filename.lower().endswith("sharedstrings.xml"))
+    if sum(p.file_size for p in parts) > XLSX_MAX_EXPANDED or shared > XLSX_MAX_SHARED_STRINGS:
+        raise _unreadable_workbook(_("This workbook expands to more than an address book holds."))
+    fileobj.seek(0)
+    try:
+        workbook = load_workbook(fileobj, read_only=True, data_only=True)
+    except Exception:  # openpyxl has no one error type for a broken workbook (zip, XML, keys)
+        logger.info("unreadable workbook", exc_info=True)
+        raise _unreadable_workbook() from None
+    if not workbook.worksheets:
+        workbook.close()
+        raise _unreadable_workbook(_("This workbook has no worksheet."))
+    return workbook
+
+
+def _workbook_rows(workbook) -> Iterator[tuple[int, list[str] | None, str | None]]:
+    """The first worksheet's rows as text cells, numbered as the spreadsheet numbers them; a row
+    with no value is skipped, and each data row is as wide as the header row."""
+    sheet = workbook.worksheets[0]
+    sheet.reset_dimensions()  # some writers record a wrong size; read every row there is
+    width = None
+    try:
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = [_cell_text(value) for value in values]
+            while cells and cells[-1] == "":
+                cells.pop()
+            if not cells:
+                continue
+            if width is None:
+                width = len(cells)  # the header row
+            elif len(cells) < width:
+                cells.extend([""] * (width - len(cells)))
+            yield number, cells, None
+    except ApplicationError:
+        raise
+    except Exception:  # a part that breaks only when read (the sheet's XML)
+        logger.info("unreadable worksheet", exc_info=True)
+        raise _unreadable_workbook() from None
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone typed as a number: 85291234567, not 85291234567.0
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
 
 
 def _open_rows(job: ImportJob) -> _Rows:
@@ -659,6 +769,9 @@ class RowParser:
         self.width = len(job.headers)
         self.definitions = {f.key: f for f in scoped(CustomField, organization)}
         self.now = timezone.now()
+        # A CSV's formula cells may carry the export's leading ' (stripped here); a workbook's
+        # cells are typed, and a ' in one is part of its value.
+        self.neutralized = job.encoding != XLSX
 
     def parse(self, number: int, cells: list[str]) -> ParsedRow:
         row = ParsedRow(number=number, cells=cells)
@@ -681,8 +794,9 @@ class RowParser:
             row.problem(_("A cell contains a NUL character."))
             return row
         for index, target in self.columns:
-            raw = unneutralize(cells[index].strip()) if index < len(cells) else ""
-            raw = raw.strip()
+            raw = cells[index].strip() if index < len(cells) else ""
+            if self.neutralized:
+                raw = unneutralize(raw).strip()
             if raw:
                 self._apply(row, target, raw)
         if not row.phones:

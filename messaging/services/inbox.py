@@ -1,4 +1,7 @@
-"""Private notes on chats and canned replies: writing them, and filling a reply in for a chat."""
+"""Private notes on chats and canned replies: writing them, and filling a reply in for a chat.
+
+Canned replies are the organization's settings (admins write them, everyone uses them): each write
+is in the audit log."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
+from accounts.services import audit_record
+from accounts.tenancy import scoped
 from crm import events as bus
 from crm.errors import ApplicationError, Conflict
 from messaging.models import CannedReply, Chat, ChatNote, Contact
@@ -85,25 +90,59 @@ def canned_reply_create(
     values = _reply_values(shortcut, text)
     try:
         with transaction.atomic():
-            return CannedReply.objects.create(organization=organization, created_by=actor, **values)
+            reply = CannedReply.objects.create(
+                organization=organization, created_by=actor, **values
+            )
+            audit_record(
+                organization=organization, action="canned_reply.created", actor=actor, target=reply
+            )
     except IntegrityError:
         raise _taken(values["shortcut"]) from None
+    return reply
 
 
 def canned_reply_update(
-    *, organization: Organization, reply: CannedReply, shortcut: str | None, text: str | None
+    *,
+    organization: Organization,
+    reply: CannedReply,
+    shortcut: str | None,
+    text: str | None,
+    actor: User | None,
 ) -> CannedReply:
     values = _reply_values(
         reply.shortcut if shortcut is None else shortcut, reply.text if text is None else text
     )
+    before = reply.shortcut
     for name, value in values.items():
         setattr(reply, name, value)
     try:
         with transaction.atomic():
             reply.save(update_fields=["shortcut", "text", "updated_at"])
+            audit_record(
+                organization=organization,
+                action="canned_reply.updated",
+                actor=actor,
+                target=reply,
+                data={"shortcut": [before, reply.shortcut]} if before != reply.shortcut else {},
+            )
     except IntegrityError:
+        reply.shortcut = before
         raise _taken(values["shortcut"]) from None
     return reply
+
+
+@transaction.atomic
+def canned_reply_delete(
+    *, organization: Organization, reply: CannedReply, actor: User | None
+) -> None:
+    audit_record(
+        organization=organization,
+        action="canned_reply.deleted",
+        actor=actor,
+        target=reply,
+        data={"shortcut": reply.shortcut},
+    )
+    scoped(CannedReply, organization).filter(pk=reply.pk).delete()
 
 
 def _taken(shortcut: str) -> Conflict:

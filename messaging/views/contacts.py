@@ -118,9 +118,11 @@ class ContactListView(OrgViewMixin, TemplateView):
             contact.custom_cells = [
                 (field.key, _cell(contact.custom_fields.get(field.key))) for field in custom_fields
             ]
-        export_url = _optional_url(request, "contacts-export")
-        if export_url and filters_query:
-            export_url += "?" + filters_query
+        export_urls = {
+            name: url + ("?" + filters_query if filters_query else "")
+            for name in ("contacts-export", "contacts-export-xlsx")
+            if (url := _optional_url(request, name))
+        }
         return {
             **super().get_context_data(**kwargs),
             "contacts": page.contacts,
@@ -142,7 +144,8 @@ class ContactListView(OrgViewMixin, TemplateView):
             "can_edit": _can_edit(request),
             "bulk_form_available": _template_exists(BULK_FORM_TEMPLATE),
             "import_url": _optional_url(request, "contacts-import"),
-            "export_url": export_url,
+            "export_url": export_urls.get("contacts-export"),
+            "export_xlsx_url": export_urls.get("contacts-export-xlsx"),
         }
 
     def render_to_response(self, context, **kwargs):

@@ -1,4 +1,4 @@
-"""Dashboard: the CSV import wizard (upload → mapping with preview → live job page) and the export.
+"""Dashboard: the import wizard (upload → mapping with preview → live job page) and the export.
 
 Every view goes through ``OrgViewMixin`` (viewer to see, agent to write); the job's page reads its
 state from the database, so it survives a reload, and follows ``import.progress`` pushes live.
@@ -51,7 +51,7 @@ ENCODINGS = [
 
 
 class ImportUploadView(OrgViewMixin, View):
-    """Upload a CSV (and the recent imports of the organization)."""
+    """Upload a CSV or an Excel workbook (and the recent imports of the organization)."""
 
     def get(self, request, org_slug):
         return self.render(error=None)
@@ -76,7 +76,7 @@ class ImportUploadView(OrgViewMixin, View):
     def post(self, request, org_slug):
         upload = request.FILES.get("file")
         if upload is None:
-            return self.render(_("Choose a CSV file to upload."), status=400)
+            return self.render(_("Choose a CSV or Excel (.xlsx) file to upload."), status=400)
         try:
             job = services.import_upload(
                 organization=request.organization,
@@ -202,7 +202,9 @@ class ImportErrorsView(OrgViewMixin, View):
 
 
 class ContactExportView(OrgViewMixin, View):
-    """The contacts matching the list's filters (the query string) as a streamed CSV."""
+    """The contacts matching the list's filters (the query string), streamed as CSV or .xlsx."""
+
+    file_format = "csv"
 
     def get(self, request, org_slug):
         try:
@@ -210,7 +212,10 @@ class ContactExportView(OrgViewMixin, View):
             rows = exports.contacts_export_rows(organization=request.organization, filters=filters)
         except ApplicationError as exc:
             return HttpResponseBadRequest(exc.message)
-        return exports.csv_response(request, rows, f"{request.organization.slug}-contacts.csv")
+        filename = f"{request.organization.slug}-contacts.{self.file_format}"
+        if self.file_format == "xlsx":
+            return exports.xlsx_response(request, rows, filename)
+        return exports.csv_response(request, rows, filename)
 
 
 urlpatterns = [
@@ -223,4 +228,9 @@ urlpatterns = [
         name="contacts-import-errors",
     ),
     path("contacts/export.csv", ContactExportView.as_view(), name="contacts-export"),
+    path(
+        "contacts/export.xlsx",
+        ContactExportView.as_view(file_format="xlsx"),
+        name="contacts-export-xlsx",
+    ),
 ]

@@ -10,8 +10,9 @@ from django.views.generic import TemplateView
 
 from accounts.models import Membership, Role, role_at_least
 from accounts.tenancy import OrgViewMixin, scoped
-from messaging.models import CannedReply, Tag
+from messaging.models import Tag
 from messaging.presence import REFRESH
+from messaging.selectors import canned_reply_list
 from sessions_app.models import ProviderName, WhatsAppSession
 
 MESSAGE_TYPES = [
@@ -60,7 +61,7 @@ class InboxView(OrgViewMixin, TemplateView):
             ],
             "replies": [
                 {"id": r.pk, "shortcut": r.shortcut, "text": r.text}
-                for r in scoped(CannedReply, organization).order_by("shortcut")
+                for r in canned_reply_list(organization=organization)
             ],
             "chat": request.GET.get("chat", ""),
             "message": request.GET.get("message", ""),

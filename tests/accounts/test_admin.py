@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -60,3 +62,58 @@ def test_the_admin_login_is_throttled_like_the_dashboard(staff, client):
     )
     assert response.status_code == 200  # the form again, not a redirect into the admin
     assert b"Too many failed attempts" in response.content
+
+
+# The names staff read in the admin's index, written out: Django's default plural only appends
+# an "s" ("Contact aliass", "Whats app sessions").
+ADMIN_INDEX_NAMES = {
+    "crm-workerheartbeat": "Worker heartbeats",
+    "accounts-user": "Users",
+    "accounts-organization": "Organizations",
+    "accounts-membership": "Memberships",
+    "accounts-invitation": "Invitations",
+    "accounts-apikey": "API keys",
+    "accounts-auditevent": "Audit log",
+    "sessions_app-whatsappsession": "WhatsApp sessions",
+    "sessions_app-sessionevent": "Session events",
+    "sessions_app-webhookevent": "Webhook events",
+    "messaging-contact": "Contacts",
+    "messaging-contactidentity": "Contact identities",
+    "messaging-contactalias": "Contact aliases",
+    "messaging-tag": "Tags",
+    "messaging-contacttag": "Contact tags",
+    "messaging-contactgroup": "Contact groups",
+    "messaging-contactgroupmember": "Contact group members",
+    "messaging-contactnote": "Contact notes",
+    "messaging-customfield": "Custom fields",
+    "messaging-chat": "Chats",
+    "messaging-message": "Messages",
+    "messaging-reaction": "Reactions",
+    "messaging-waitingevent": "Waiting events",
+    "messaging-idempotencykey": "Idempotency keys",
+    "messaging-chatnote": "Chat notes",
+    "messaging-cannedreply": "Canned replies",
+    "messaging-importjob": "Import jobs",
+    "messaging-importcolumnmemory": "Remembered import columns",
+    "messaging-bulkjob": "Bulk jobs",
+    "messaging-bulkjobitem": "Bulk job items",
+}
+
+
+def test_the_admin_index_names_every_model_in_a_proper_plural(staff, client):
+    client.force_login(staff)
+
+    page = client.get("/admin/").content.decode()
+
+    shown = dict(
+        re.findall(r'<th scope="row" id="([\w-]+)">\s*<a href="[^"]*"[^>]*>([^<]+)</a>', page)
+    )
+    project = {k: v for k, v in shown.items() if k.split("-")[0] in PROJECT_APPS}
+    assert project == ADMIN_INDEX_NAMES
+
+
+@pytest.mark.parametrize("model", project_models(), ids=lambda m: m.__name__)
+def test_every_project_model_names_its_plural_itself(model):
+    # A model added later gets a plural someone wrote, not the default "s" appended.
+    assert "verbose_name" in model._meta.original_attrs
+    assert "verbose_name_plural" in model._meta.original_attrs

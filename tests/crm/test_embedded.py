@@ -155,6 +155,8 @@ def test_it_serves_with_an_in_process_worker_and_beat_on_sqlite(tmp_path):
     output = log_path.read_text()
     assert returncode == 0, output
     assert "Stopping the worker and beat" in output
+    # And the in-memory broker's connections raised no kombu warning (the URL names its host)
+    assert "No hostname was supplied" not in output
 
 
 # --- the channel layer: a push from a worker thread reaches an open socket at once ---------------

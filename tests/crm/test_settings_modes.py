@@ -143,7 +143,7 @@ def test_it_runs_embedded_with_nothing_set(tmp_path):
     assert shown["options"]["timeout"] > 0
     assert shown["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert shown["layer"] == "crm.channel_layer.ThreadSafeInMemoryChannelLayer"
-    assert shown["broker"] == "memory://"
+    assert shown["broker"] == "memory://localhost/"
     assert shown["storage"] == "django.core.files.storage.FileSystemStorage"
 
 

@@ -79,12 +79,12 @@ def test_a_file_over_the_cap_is_refused_in_the_page_before_it_is_sent(
     page.wait_for_url("**/o/acme/")
     page.goto("/o/acme/contacts/import/")
 
-    page.get_by_label("CSV file").set_input_files(
+    page.get_by_label("CSV or Excel file").set_input_files(
         files=[{"name": "big.csv", "mimeType": "text/csv", "buffer": b"name\n" + b"x\n" * 600_000}]
     )
     page.get_by_role("button", name="Upload").click()
 
-    message = page.get_by_label("CSV file").evaluate("input => input.validationMessage")
+    message = page.get_by_label("CSV or Excel file").evaluate("input => input.validationMessage")
     assert message == "That file is too large: imports take files up to 1 MB."
     assert page.url.endswith("/o/acme/contacts/import/")
     assert not ImportJob.objects.exists()

@@ -8,8 +8,9 @@ import datetime as dt
 import pytest
 from django.db import transaction
 
+from accounts.models import AuditEvent
 from messaging import ingest
-from messaging.models import Chat, Message
+from messaging.models import CannedReply, Chat, Message
 from sessions_app import services
 from sessions_app.providers import events as ev
 
@@ -76,8 +77,8 @@ def test_a_viewer_reads_notes_but_cannot_write_one(cast, api, chat):
 
 
 def test_a_canned_reply_is_filled_in_with_the_chats_contact(cast, api, chat):
-    agent = api(cast.agent)
-    created = agent.post(
+    admin, agent = api(cast.admin), api(cast.agent)
+    created = admin.post(
         REPLIES,
         {
             "shortcut": "/Kowloon",
@@ -94,7 +95,7 @@ def test_a_canned_reply_is_filled_in_with_the_chats_contact(cast, api, chat):
     bare = agent.get(f"{REPLIES}{reply['id']}/render/").json()
     assert bare["text"] == "Hi ! Yes, we deliver to Kowloon ()."
 
-    changed = agent.patch(f"{REPLIES}{reply['id']}/", {"text": "Bye {{name}}"}, format="json")
+    changed = admin.patch(f"{REPLIES}{reply['id']}/", {"text": "Bye {{name}}"}, format="json")
     assert changed.json()["text"] == "Bye {{name}}" and changed.json()["shortcut"] == "kowloon"
     assert [r["shortcut"] for r in api(cast.viewer).get(REPLIES).json()["results"]] == ["kowloon"]
 
@@ -110,18 +111,42 @@ def test_a_canned_reply_is_filled_in_with_the_chats_contact(cast, api, chat):
     ],
 )
 def test_a_canned_reply_that_cannot_work_is_refused_with_the_reason(cast, api, body, field):
-    response = api(cast.agent).post(REPLIES, body, format="json")
+    response = api(cast.admin).post(REPLIES, body, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"]
 
 
 def test_a_shortcut_is_one_reply_per_organization(cast, api):
     body = {"shortcut": "price", "text": "Our prices: …"}
-    assert api(cast.agent).post(REPLIES, body, format="json").status_code == 201
-    again = api(cast.agent).post(REPLIES, {**body, "shortcut": "PRICE"}, format="json")
+    assert api(cast.admin).post(REPLIES, body, format="json").status_code == 201
+    again = api(cast.admin).post(REPLIES, {**body, "shortcut": "PRICE"}, format="json")
     assert again.status_code == 409 and "shortcut" in again.json()["error"]["fields"]
     theirs = api(cast.b_member, cast.org_b).post(REPLIES, body, format="json")
     assert theirs.status_code == 201  # another organization's shortcuts are its own
+
+
+def test_canned_replies_are_read_by_everyone_and_written_by_admins_and_owners(cast, api):
+    # The organization's settings, as on the dashboard: viewers and agents use, admins write
+    made = api(cast.owner).post(REPLIES, {"shortcut": "hi", "text": "Hi!"}, format="json")
+    assert made.status_code == 201
+    url = f"{REPLIES}{made.json()['id']}/"
+    for role in ("viewer", "agent"):
+        client = api(cast.user(role))
+        assert client.get(REPLIES).json()["results"][0]["shortcut"] == "hi"
+        assert client.get(f"{url}render/").status_code == 200
+        attempts = [
+            client.post(REPLIES, {"shortcut": role, "text": "Mine"}, format="json"),
+            client.patch(url, {"text": "Changed"}, format="json"),
+            client.delete(url),
+        ]
+        assert [r.status_code for r in attempts] == [403, 403, 403], role
+    assert api(cast.admin).delete(url).status_code == 204
+    assert not CannedReply.objects.filter(organization=cast.org_a).exists()
+    assert list(
+        AuditEvent.objects.filter(organization=cast.org_a, action__startswith="canned_reply.")
+        .order_by("id")
+        .values_list("action", "actor__email")
+    ) == [("canned_reply.created", cast.owner.email), ("canned_reply.deleted", cast.admin.email)]
 
 
 def test_rendering_for_another_organizations_chat_is_refused(cast, api, chat):

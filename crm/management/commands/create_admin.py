@@ -1,4 +1,5 @@
-"""manage.py create_admin EMAIL [--password P] [--name N] [--organization SLUG --role ROLE] [--update]"""
+"""manage.py create_admin EMAIL [--password-stdin | --password P] [--name N]
+[--organization SLUG --role ROLE] [--update]"""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from accounts import services
 from accounts.models import User
 from crm.management.base import (
     OperatorCommand,
+    add_password_arguments,
     is_interactive,
+    no_password_error,
     organization_by_slug,
     read_password,
     valid_role,
@@ -23,15 +26,13 @@ PASSWORD_ENV = "PARLEY_ADMIN_PASSWORD"  # noqa: S105 - a variable name, not a pa
 class Command(OperatorCommand):
     help = (
         "Create a staff superuser who can sign in to the Django admin (/admin/), optionally a "
-        f"member of an organization. The password comes from --password, ${PASSWORD_ENV}, or a "
-        "prompt."
+        f"member of an organization. The password comes from --password-stdin (a pipe), "
+        f"${PASSWORD_ENV}, --password, or a prompt at a terminal."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")
-        parser.add_argument(
-            "--password", help=f"Visible in shell history and ps; prefer ${PASSWORD_ENV}."
-        )
+        add_password_arguments(parser, env_var=PASSWORD_ENV)
         parser.add_argument("--name", default="", help="Display name of a new account.")
         parser.add_argument("--organization", help="Slug of an organization to join.")
         parser.add_argument("--role", help="Role there: viewer, agent, admin or owner.")
@@ -59,10 +60,11 @@ class Command(OperatorCommand):
         password = read_password(
             given=options["password"],
             env_var=PASSWORD_ENV,
+            from_stdin=options["password_stdin"],
             interactive=existing is None and is_interactive(options),
         )
         if existing is None and not password:
-            raise CommandError(f"Give a password with --password or ${PASSWORD_ENV}.")
+            raise no_password_error(PASSWORD_ENV)
 
         with transaction.atomic():
             if existing is None:
