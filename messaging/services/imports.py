@@ -1602,8 +1602,14 @@ class _Runner:
             return max(0, sum(1 for _row in reader) - 1)
 
     def _reject(self, row: ParsedRow, problems: list[str]) -> None:
+        """One line of the error report: the row's cells as the import read them, each
+        neutralized again, so a formula in one member's file never runs in the spreadsheet of
+        whoever opens the report (and the report, fixed, imports the same values)."""
         self.job.error_count += 1
-        self.report_writer.writerow([row.number, " ".join(problems), *row.cells])
+        read = (unneutralize(c) for c in row.cells) if self.job.encoding != XLSX else row.cells
+        self.report_writer.writerow(
+            [row.number, " ".join(problems), *(neutralize(c) for c in read)]
+        )
 
     def close(self) -> None:
         self.report.close()

@@ -553,3 +553,25 @@ def test_previewing_an_import_whose_file_is_gone_asks_for_it_again(cast, api):
     assert response.json()["error"]["message"] == (
         "The uploaded file of this import is no longer kept: upload it again."
     )
+
+
+def test_the_error_report_never_hands_a_formula_to_a_spreadsheet(cast):
+    # Given a file whose bad rows carry formulas, raw and already neutralized
+    content = (
+        "name,phone,email\n"
+        '"=HYPERLINK(""http://evil.example"",""x"")",not a number,\n'
+        "'=1+1,+447700900002,not-an-email\n"
+        "@SUM(A1),nope,\n"
+    )
+
+    job = run(cast, upload(cast, content))
+
+    # Then no cell of the report starts a formula, and a fixed report imports the same values
+    rows = report_rows(job)[1:]
+    cells = [cell for row in rows for cell in row[2:]]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))]
+    assert [row[2] for row in rows] == [
+        "'=HYPERLINK(\"http://evil.example\",\"x\")",
+        "'=1+1",
+        "'@SUM(A1)",
+    ]
