@@ -139,6 +139,8 @@ def test_no_page_has_a_serious_accessibility_violation(
                 f"{violation['rule']} ({violation['impact']}) on {path} at {width}px: "
                 f"{violation['help']}\n      {targets}"
             )
+        problems.extend(f"CSP on {path} at {width}px: {seen}" for seen in csp_violations)
+        csp_violations.clear()
 
     # When axe audits each of them at this width, signed out and then signed in as the owner
     try:
@@ -154,7 +156,6 @@ def test_no_page_has_a_serious_accessibility_violation(
     record_property("pages_audited", audited)
     print(f"axe audit at {width}px: {audited} pages ({len(signed_out)} signed out)")
 
-    # Then none has a serious or critical violation, and nothing broke the page's CSP
+    # Then none has a serious or critical violation, and none broke the Content-Security-Policy
     assert signed_in and signed_out, "the audit found no pages: discovery is broken"
     assert problems == [], f"{len(problems)} problem(s) on {audited} pages:\n" + "\n".join(problems)
-    assert csp_violations == [], "\n".join(csp_violations)

@@ -61,7 +61,7 @@ def watch_csp(context) -> list[str]:
 
     def on_console(message) -> None:
         if "Content Security Policy" in message.text:
-            seen.append(f"console: {message.text}")
+            seen.append(f"console: {message.text.split('. ')[0]}")  # what was refused, by what
 
     context.on("console", on_console)
     return seen
