@@ -1,10 +1,15 @@
 """/api/v1/: every app's API routes, the schema and the docs."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 from rest_framework.routers import SimpleRouter
 
 from accounts import api as accounts_api
+from crm.csp import API_DOCS_POLICY, with_policy
 from messaging import api as messaging_api
 from messaging import api_bulk as messaging_api_bulk
 from messaging import api_chats as messaging_api_chats
@@ -44,6 +49,15 @@ urlpatterns = [
     ),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # The split view serves Swagger UI's init script as a file (?script), not inline.
+    path(
+        "docs/",
+        with_policy(API_DOCS_POLICY)(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+    path(
+        "redoc/",
+        with_policy(API_DOCS_POLICY)(SpectacularRedocView.as_view(url_name="api-schema")),
+        name="api-redoc",
+    ),
 ]

@@ -4,8 +4,9 @@
  * Columns: each <input data-col-toggle="x"> in the Columns menu shows or hides every cell with
  * data-col="x". The choice is kept in localStorage under the table's data-columns-key (per
  * organization) as {"x": true|false}; a column never chosen keeps the menu's default (its initial
- * `checked`). Hidden columns are written as rules into one <style> element, so rows swapped in by
- * htmx (search as you type) follow without being touched.
+ * `checked`). Hidden columns are written as rules into one constructed style sheet (CSSOM, which
+ * the Content-Security-Policy allows, unlike a <style> element), so rows swapped in by htmx (search
+ * as you type) follow without being touched.
  */
 (function () {
   "use strict";
@@ -31,12 +32,12 @@
     return '"' + String(text).replace(/["\\]/g, "\\$&") + '"';
   }
 
+  var columnSheet = null;
+
   function applyColumns(table, toggles) {
-    var style = document.getElementById("contacts-columns-style");
-    if (!style) {
-      style = document.createElement("style");
-      style.id = "contacts-columns-style";
-      document.head.appendChild(style);
+    if (!columnSheet) {
+      columnSheet = new CSSStyleSheet();
+      document.adoptedStyleSheets = document.adoptedStyleSheets.concat([columnSheet]);
     }
     var rules = [];
     toggles.forEach(function (toggle) {
@@ -44,7 +45,7 @@
         rules.push("#" + table.id + " [data-col=" + cssString(toggle.getAttribute("data-col-toggle")) + "]{display:none}");
       }
     });
-    style.textContent = rules.join("\n");
+    columnSheet.replaceSync(rules.join("\n"));
     table.setAttribute("data-hidden-columns", String(rules.length));
   }
 

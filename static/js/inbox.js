@@ -82,6 +82,7 @@
         if (value === null || value === undefined || value === false) return;
         if (name === "text") node.textContent = value;
         else if (name === "className") node.className = value;
+        else if (name === "style") node.style.cssText = value; // CSSOM: the CSP refuses style=""
         else node.setAttribute(name, value === true ? "" : value);
       });
     }

@@ -10,6 +10,9 @@
  * - Copy buttons: <button data-copy-target="#id"> copies that element's text.
  * - File inputs with data-max-bytes refuse a larger file before it is sent, with the message in
  *   data-too-large (the server refuses it anyway: this spares the wait).
+ * - Colours people chose (a tag's, a session's): data-colour="#rrggbb" becomes the element's --colour
+ *   custom property, for its CSS to use. Set through the CSSOM, which the Content-Security-Policy
+ *   allows, where a style="" attribute would be refused; again on whatever htmx swaps in.
  */
 (function () {
   "use strict";
@@ -156,7 +159,24 @@
     });
   });
 
+  var COLOUR = /^#[0-9a-fA-F]{3,8}$/;
+
+  function paintColours(root) {
+    if (!root || !root.querySelectorAll) return;
+    var nodes = Array.prototype.slice.call(root.querySelectorAll("[data-colour]"));
+    if (root.hasAttribute && root.hasAttribute("data-colour")) nodes.push(root);
+    nodes.forEach(function (node) {
+      var colour = node.getAttribute("data-colour");
+      if (COLOUR.test(colour)) node.style.setProperty("--colour", colour);
+    });
+  }
+
+  document.addEventListener("htmx:load", function (event) {
+    paintColours(event.detail && event.detail.elt);
+  });
+
   function start() {
+    paintColours(document);
     var slug = document.body && document.body.getAttribute("data-org-slug");
     if (slug && "WebSocket" in window) connect(slug);
   }

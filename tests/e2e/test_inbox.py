@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 
 from crm.live import push_now
 from messaging import ingest
@@ -21,6 +20,7 @@ from sessions_app import services, simulation
 from sessions_app.providers import events as ev
 from tests.e2e.test_session_pairing import sign_in
 from tests.sessions_app.test_cloud_api_flow import cloud_session
+from tests.support.browser import elsewhere
 
 pytestmark = pytest.mark.browser
 
@@ -35,27 +35,6 @@ def session(cast):
     session.settings = {"messages_per_minute": 6000, "jitter_seconds": 0}
     session.save(update_fields=["settings"])
     return session
-
-
-def elsewhere(function, *args, **kwargs):
-    """``function`` run on another thread, as the worker would run it: Playwright's sync API keeps
-    an event loop on the test's thread, where a live push cannot be sent."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["value"] = function(*args, **kwargs)
-        except BaseException as error:
-            outcome["error"] = error
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def said(session, *texts, **kwargs):

@@ -94,8 +94,11 @@ def new_page(browser, asgi_server):
     contexts = []
 
     def make():
+        # bypass_csp: Playwright's wait_for_function runs its predicate through eval(), which the
+        # app's Content-Security-Policy refuses. The tests of the policy itself (tests/e2e/test_csp.py,
+        # the accessibility audit) open contexts of their own, with the policy enforced.
         context = browser.new_context(
-            base_url=asgi_server.url, viewport={"width": 1280, "height": 800}
+            base_url=asgi_server.url, viewport={"width": 1280, "height": 800}, bypass_csp=True
         )
         context.set_default_timeout(10_000)
         contexts.append(context)
