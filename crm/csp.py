@@ -62,8 +62,8 @@ def header_value(policy: Policy, request) -> str:
     if media_origin:
         for name in ("img-src", "media-src"):
             directives[name] = [*directives.get(name, [SELF]), media_origin]
-    try:
-        host = request.get_host()  # validated against ALLOWED_HOSTS: no separators can slip in
+    try:  # validated against ALLOWED_HOSTS: no separators can slip in
+        host = request.get_host() if request is not None else None
     except DisallowedHost:  # the health probes answer before host validation
         host = None
     if host:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from django.conf import settings
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 
@@ -58,8 +60,9 @@ class RejectNulMiddleware:
         return self.get_response(request)
 
 
-class NotFoundPageMiddleware:
-    """The project's own 404 page with ``DEBUG`` on too (``make run``).
+class ErrorPageMiddleware:
+    """The project's own 404 page with ``DEBUG`` on too (``make run``), and error pages that
+    give back what they borrowed (``crm.views.REQUEST_THREAD``).
 
     With ``DEBUG`` off Django answers a 404 with ``handler404`` (``crm.views.page_not_found``);
     with it on, with its technical page, which lists every route of the site. Here an ``Http404``
@@ -71,6 +74,7 @@ class NotFoundPageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        setattr(request, views.REQUEST_THREAD, threading.get_ident())
         response = self.get_response(request)
         if (
             settings.DEBUG

@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "crm.middleware.NotFoundPageMiddleware",  # inside CommonMiddleware: its slash redirect stays
+    "crm.middleware.ErrorPageMiddleware",  # inside CommonMiddleware: its slash redirect stays
 ]
 
 ROOT_URLCONF = "crm.urls"

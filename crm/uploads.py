@@ -31,6 +31,7 @@ from django.template.loader import render_to_string
 from django.urls import Resolver404, get_resolver
 from django.utils.translation import gettext as _
 
+from crm import csp
 from crm.api import error_body
 
 UPLOAD_LIMIT_ATTRIBUTE = "parley_upload_limit_setting"
@@ -167,15 +168,11 @@ async def _refuse(scope, send, limit: int) -> None:
             "error.html", {"status": 413, "message": message}
         )
         body, content_type = html.encode(), b"text/html; charset=utf-8"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),  # the rest of the body is never read
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),  # the rest of the body is never read
+        (csp.HEADER.lower().encode(), csp.header_value(csp.POLICY, None).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

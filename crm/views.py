@@ -1,6 +1,9 @@
 """Error pages: JSON with the API's error body under /api/, templates elsewhere; the site icon."""
 
+import threading
+
 from django.core.exceptions import RequestDataTooBig
+from django.db import connections
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
@@ -27,9 +30,21 @@ def _respond(request, status: int):
             ),
             status=status,
         )
-    return render(
-        request, "error.html", {"status": status, "message": MESSAGES[status]}, status=status
-    )
+    try:
+        return render(
+            request, "error.html", {"status": status, "message": MESSAGES[status]}, status=status
+        )
+    finally:
+        if getattr(request, REQUEST_THREAD, threading.get_ident()) != threading.get_ident():
+            connections.close_all()
+
+
+# Under ASGI, Django renders the page of an exception a view raised (or of a path no route
+# matched) in an executor thread of its own, not the request's: a connection the page opened
+# there (the signed-in user's menu reads the session and the user) would stay open, or out of
+# the pool, for good. ``ErrorPageMiddleware`` notes the request's thread; a page rendered
+# elsewhere gives back that thread's connections when it is done.
+REQUEST_THREAD = "_parley_thread"
 
 
 def bad_request(request, exception=None):

@@ -175,6 +175,7 @@ def test_an_anonymous_declared_large_body_is_refused_before_a_byte_is_read(
         assert b'"code": "too_large"' in content or b'"code":"too_large"' in content
     else:
         assert b"The request is too large" in content and "text/html" in head
+        assert "content-security-policy: default-src 'self'" in head
 
 
 @pytest.mark.parametrize("path", ["/login/", "/api/v1/contacts/", "/api/v1/imports/"])

@@ -3,10 +3,13 @@ list the site's routes), its own 500 page in production, and the site's icon at 
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from django.db import connection
 from django.urls import path
 
 import crm.urls
+from messaging.services.contacts import contact_create
 
 ROUTE_LISTING = "Using the URLconf defined in"  # Django's technical 404 lists every route after it
 
@@ -99,3 +102,28 @@ def test_the_site_icon_is_served_at_favicon_ico_and_named_by_each_page(client, d
     assert b"<svg" in b"".join(icon.streaming_content if icon.streaming else [icon.content])
     login = client.get("/login/").content.decode()
     assert f'<link rel="icon" href="{response["Location"]}" type="image/svg+xml">' in login
+
+
+@pytest.mark.django_db(transaction=True)
+def test_error_pages_under_asgi_give_back_the_connections_they_open(asgi_server, cast, client):
+    """Django renders these pages in executor threads of their own; the signed-in user's menu
+    reads the database there. However many are served, no connection is left behind."""
+    client.force_login(cast.agent)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    other = contact_create(organization=cast.org_b, data={"name": "Theirs"})
+
+    def open_connections() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    before = open_connections()
+    with httpx.Client(base_url=asgi_server.url, headers={"Cookie": cookie}) as browser:
+        for n in range(12):
+            missing = browser.get(f"/no-such-page-{n}/")
+            theirs = browser.get(f"/o/acme/contacts/{other.pk}/")
+            assert missing.status_code == theirs.status_code == 404
+            assert "Agent" in missing.text  # the signed-in menu: the page read the user
+    assert open_connections() <= before + 1
