@@ -86,7 +86,7 @@ def test_the_main_pages_run_under_the_policy_without_a_violation(
 
     # The import: upload a file, see its mapping
     page.goto("/o/acme/contacts/import/")
-    page.get_by_label("CSV file").set_input_files(
+    page.get_by_label("CSV or Excel file").set_input_files(
         files=[
             {
                 "name": "people.csv",

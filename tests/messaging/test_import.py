@@ -20,6 +20,7 @@ from messaging.models import (
 )
 from messaging.services import contacts as contact_services
 from messaging.services.imports import (
+    PHONE_CELL,
     import_preview,
     import_run,
     import_set_mapping,
@@ -569,7 +570,8 @@ def test_the_error_report_never_hands_a_formula_to_a_spreadsheet(cast):
     # Then no cell of the report starts a formula, and a fixed report imports the same values
     rows = report_rows(job)[1:]
     cells = [cell for row in rows for cell in row[2:]]
-    assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))]
+    runs = [c for c in cells if c.startswith(("=", "+", "-", "@")) and not PHONE_CELL.fullmatch(c)]
+    assert runs == []
     assert [row[2] for row in rows] == [
         '\'=HYPERLINK("http://evil.example","x")',
         "'=1+1",
