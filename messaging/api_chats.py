@@ -241,8 +241,12 @@ class SearchQuerySerializer(serializers.Serializer):
 
 
 class ChatNoteSerializer(serializers.ModelSerializer):
-    author = serializers.EmailField(source="author.email", read_only=True, default=None)
-    author_name = serializers.CharField(source="author.display_name", read_only=True, default=None)
+    author = serializers.EmailField(
+        source="author.email", read_only=True, default=None, allow_null=True
+    )
+    author_name = serializers.CharField(
+        source="author.display_name", read_only=True, default=None, allow_null=True
+    )
     chat = serializers.UUIDField(source="chat.uuid", read_only=True)
 
     class Meta:
@@ -420,6 +424,8 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses=ChatSerializer)
     @action(detail=True, methods=["post"])
     def read(self, request, uuid=None):
+        """Mark the chat read: its unread count goes to 0 (the contact gets read receipts where the
+        session's policy allows)."""
         chat = self.get_object()
         chat_services.chat_mark_read(organization=request.organization, chat=chat)
         return Response(self._chats_data([self.get_queryset().get(pk=chat.pk)])[0])
@@ -495,7 +501,7 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         methods=["GET", "POST", "DELETE"], request=None, responses=PresenceSerializer(many=True)
     )
-    @action(detail=True, methods=["get", "post", "delete"])
+    @action(detail=True, methods=["get", "post", "delete"], pagination_class=None)
     def presence(self, request, uuid=None):
         """Who of the team has the chat open. POST: you are viewing it (for a minute; repeat
         to stay); DELETE: you left. Members' inboxes are told (``presence`` frames)."""
@@ -617,6 +623,8 @@ class CannedReplyViewSet(TenantAPIMixin, viewsets.ModelViewSet):
 
 
 class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Messages, by id: read one, send (text, a media URL or an upload), search, react, retry."""
+
     queryset = Message.objects.all()
     serializer_class = MessageSerializer
     lookup_field = "uuid"
@@ -727,6 +735,8 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
     @extend_schema(request=ReactSerializer, responses=MessageSerializer)
     @action(detail=True, methods=["post"])
     def react(self, request, uuid=None):
+        """React with an emoji; an empty ``emoji`` takes the reaction back. The message must have
+        reached WhatsApp (409 otherwise)."""
         data = ReactSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         message = self.get_object()
@@ -742,6 +752,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
     @extend_schema(request=None, responses=MessageSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, uuid=None):
+        """Send a failed outgoing message again (one more attempt); 409 if it has not failed."""
         message = self.get_object()
         with transaction.atomic():
             outbox.message_retry(
@@ -842,6 +853,19 @@ def _chunks(handle, length: int, size: int = 64 * 1024):
 # --- Stats ---------------------------------------------------------------------------------------
 
 
+class SessionStatsSerializer(serializers.Serializer):
+    session = serializers.UUIDField()
+    contacts = serializers.IntegerField()
+    chats = serializers.IntegerField()
+    groups = serializers.IntegerField(help_text="Group and broadcast chats")
+    messages = serializers.IntegerField()
+    incoming = serializers.IntegerField()
+    outgoing = serializers.IntegerField()
+    attachments = serializers.IntegerField()
+    attachments_by_type = serializers.DictField(child=serializers.IntegerField())
+    media_failed = serializers.IntegerField()
+
+
 class SessionStatsView(TenantAPIMixin, APIView):
     """What a session holds: contacts, chats, messages, attachments by type (the seeds' db-check)."""
 
@@ -854,7 +878,7 @@ class SessionStatsView(TenantAPIMixin, APIView):
     def get_object_in_tenant(self, value):
         return _by_uuid(self.get_queryset(), value)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=SessionStatsSerializer)
     def get(self, request, uuid=None):
         session = self._tenant_object
         messages = scoped(Message, request.organization).filter(session=session)
