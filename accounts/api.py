@@ -6,7 +6,7 @@ Thin: validate with a strict serializer, call one service, serialize the result.
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
@@ -175,10 +175,19 @@ class CurrentOrganizationView(TenantAPIMixin, GenericAPIView):
         )
         return Response(OrganizationSerializer(organization, context={"request": request}).data)
 
-    @extend_schema(request=OrganizationDeleteSerializer, responses={204: None})
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter("confirm", str, required=True, description="The organization's slug")
+        ],
+        responses={204: None},
+    )
     def delete(self, request):
         """Delete the organization and all its data (owners only; confirm with its slug)."""
-        data = OrganizationDeleteSerializer(data=request.data)
+        # ?confirm= as documented (a DELETE's body is not portable); a JSON body still works
+        query = request.query_params
+        given = {"confirm": query["confirm"]} if "confirm" in query else request.data
+        data = OrganizationDeleteSerializer(data=given)
         data.is_valid(raise_exception=True)
         services.organization_delete(
             organization=request.organization,

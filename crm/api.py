@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, pagination, parsers, serializers, status
+from rest_framework import exceptions, pagination, parsers, renderers, serializers, status
 from rest_framework.response import Response
 
 from crm.errors import ApplicationError
@@ -70,16 +70,20 @@ def _flatten(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, ApplicationError):
-        return Response(
-            error_body(exc.status, exc.message, code=exc.code, fields=exc.fields), status=exc.status
-        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    if not isinstance(exc, exceptions.APIException):
+    if not isinstance(exc, ApplicationError | exceptions.APIException):
         return None
+    request = context.get("request")
+    if request is not None:  # the error body is JSON, also to a client that asked for a PNG or CSV
+        request.accepted_renderer = renderers.JSONRenderer()
+        request.accepted_media_type = "application/json"
+    if isinstance(exc, ApplicationError):
+        return Response(
+            error_body(exc.status, exc.message, code=exc.code, fields=exc.fields), status=exc.status
+        )
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header

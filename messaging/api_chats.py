@@ -20,6 +20,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -344,10 +345,14 @@ CHAT_FILTERS = [
 ]
 
 
-NEAR = [
-    OpenApiParameter("around", str, description="A message's id: the page around it"),
-    OpenApiParameter("before", str, description="A message's id: the page older than it"),
-    OpenApiParameter("after", str, description="A message's id: the page newer than it"),
+NEAR = [  # one of them at most
+    OpenApiParameter("around", OpenApiTypes.UUID, description="A message's id: the page around it"),
+    OpenApiParameter(
+        "before", OpenApiTypes.UUID, description="A message's id: the page older than it"
+    ),
+    OpenApiParameter(
+        "after", OpenApiTypes.UUID, description="A message's id: the page newer than it"
+    ),
 ]
 
 
@@ -499,7 +504,9 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
         )
 
     @extend_schema(
-        methods=["GET", "POST", "DELETE"], request=None, responses=PresenceSerializer(many=True)
+        methods=["GET", "POST", "DELETE"],
+        request=None,
+        responses={200: PresenceSerializer(many=True)},  # DELETE too: who is left
     )
     @action(detail=True, methods=["get", "post", "delete"], pagination_class=None)
     def presence(self, request, uuid=None):

@@ -24,7 +24,8 @@ from messaging.services import imports as services
 
 
 class CsvRenderer(renderers.BaseRenderer):
-    """Lets clients ask for ``text/csv``; errors are still written as the JSON error body."""
+    """Lets clients ask for ``text/csv``: the views stream the CSV themselves, and an error is the
+    JSON error body (``crm.api.exception_handler`` answers it in JSON)."""
 
     media_type = "text/csv"
     format = "csv"

@@ -153,11 +153,10 @@ class PairingCodeResultSerializer(SessionSerializer):
 
 
 class SimulateResultSerializer(SessionSerializer):
-    message_id = serializers.CharField(read_only=True, help_text="For `inbound`: its id")
+    message_id = serializers.CharField(required=False, help_text="`inbound` only: its id")
 
     class Meta(SessionSerializer.Meta):
         fields = [*SessionSerializer.Meta.fields, "message_id"]
-        read_only_fields = fields
 
 
 class QrSerializer(serializers.Serializer):

@@ -11,6 +11,7 @@ from drf_spectacular.generators import EndpointEnumerator, SchemaGenerator
 from rest_framework import serializers
 
 from accounts import services as account_services
+from accounts.models import Organization
 from messaging import presence
 from messaging.services import contacts as contact_services
 from messaging.services.imports import import_upload
@@ -101,6 +102,10 @@ def test_a_sessions_other_answers_are_documented_as_what_they_are(cast, api, ses
     )
     assert inbound.status_code == 202 and inbound.json()["message_id"]
     agrees(inbound, "POST", "/api/v1/sessions/{uuid}/simulate/")
+    client.post(f"{base}/connect/")
+    scan = client.post(f"{base}/simulate/", {"action": "scan"}, format="json")
+    assert scan.status_code == 202 and "message_id" not in scan.json()
+    agrees(scan, "POST", "/api/v1/sessions/{uuid}/simulate/")
     agrees(client.get(f"{base}/stats/"), "GET", "/api/v1/sessions/{uuid}/stats/")
 
 
@@ -129,6 +134,36 @@ def test_a_note_whose_author_left_matches_the_schema(cast, api):
     response = api(cast.owner).get(f"/api/v1/notes/{note.pk}/")
     assert response.json()["author"] is None
     agrees(response, "GET", "/api/v1/notes/{id}/")
+
+
+def test_an_error_is_the_json_error_body_also_to_a_client_asking_for_a_png_or_csv(
+    cast, api, session
+):
+    client = api(cast.owner)
+    png = client.get(f"/api/v1/sessions/{session.uuid}/qr/", {"format": "png"})
+    csv = client.get("/api/v1/contacts/export/", {"cf.nope": "1"}, HTTP_ACCEPT="text/csv")
+    for response, status, path in (
+        (png, 404, "/api/v1/sessions/{uuid}/qr/"),
+        (csv, 400, "/api/v1/contacts/export/"),
+    ):
+        assert response.status_code == status
+        assert response["Content-Type"] == "application/json"
+        assert set(response.json()["error"]) == {"code", "message", "fields"}
+        assert schema_disagreements(response, "GET", path) == []
+
+
+def test_an_owner_deletes_the_organization_as_the_schema_says(cast, api):
+    operation = SchemaGenerator().get_schema(request=None, public=True)["paths"][
+        "/api/v1/organization/"
+    ]["delete"]
+    asked = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
+    assert asked["confirm"]["required"] is True  # a DELETE's body would not be documented
+    client = api(cast.owner)
+    assert client.delete("/api/v1/organization/?confirm=acm").status_code == 400
+    deleted = client.delete("/api/v1/organization/?confirm=acme")
+    assert deleted.status_code == 204
+    assert not Organization.objects.filter(slug="acme").exists()
+    assert schema_disagreements(deleted, "DELETE", "/api/v1/organization/") == []
 
 
 def test_who_am_i_is_documented_as_what_it_is(cast, api):
