@@ -107,7 +107,8 @@ def _feed(case, label: str, world: World, data) -> None:
     for name in case.path_parameters or {}:
         kind = _collection(case.operation.path)
         if fresh and kind in world.pools:
-            case.path_parameters[name] = world.new(kind)
+            waiting = kind == "sessions" and data.draw(st.booleans(), label="waiting")
+            case.path_parameters[name] = world.new(kind, waiting=waiting)
         elif kind in world.pools and data.draw(st.integers(0, 3), label="real id") > 0:
             case.path_parameters[name] = data.draw(st.sampled_from(world.pools[kind]))
     for container in (case.query, case.body):

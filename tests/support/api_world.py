@@ -44,8 +44,7 @@ class World:
             organization=self.org, group=self.group, contact_ids=[self.contact.pk]
         )
         self.session = self.new_session()
-        qr_session = self.new_session()
-        sessions.session_connect(organization=self.org, session=qr_session, actor=self.owner)
+        qr_session = self.new_session(waiting=True)
         self.message = self._incoming_with_media()
         self.chat = self.message.chat
         cancelled = self.new("imports")
@@ -80,7 +79,8 @@ class World:
 
     # --- One more of each kind (ids as the API names them) ---
 
-    def new(self, kind: str):
+    def new(self, kind: str, *, waiting: bool = False):
+        """One more object of ``kind``; a session is disconnected, or ``waiting`` for a scan."""
         made = {
             "api-keys": lambda: self.new_key().pk,
             "bulk-jobs": lambda: self.new_bulk_job().pk,
@@ -96,7 +96,7 @@ class World:
             "members": lambda: self.new_member().pk,
             "messages": lambda: self.new_failed_message().uuid,
             "notes": lambda: self.new_note().pk,
-            "sessions": lambda: self.new_session().uuid,
+            "sessions": lambda: self.new_session(waiting=waiting).uuid,
             "tags": lambda: address_book.tag_create(organization=self.org, name=f"t{self._n()}").pk,
         }[kind]
         return made()
@@ -167,12 +167,17 @@ class World:
             filename="people.csv",
         )
 
-    def new_session(self):
-        return sessions.session_create(
+    def new_session(self, *, waiting: bool = False):
+        session = sessions.session_create(
             organization=self.org,
             actor=self.owner,
             data={"name": f"Number {self._n()}", "provider": "simulator"},
         )
+        if waiting:
+            session = sessions.session_connect(
+                organization=self.org, session=session, actor=self.owner
+            )
+        return session
 
     def new_failed_message(self):
         return Message.objects.create(
