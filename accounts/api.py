@@ -6,7 +6,7 @@ Thin: validate with a strict serializer, call one service, serialize the result.
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
@@ -63,7 +63,9 @@ class MemberUpdateSerializer(StrictSerializer):
 
 class InvitationSerializer(serializers.ModelSerializer):
     state = serializers.CharField(read_only=True)
-    invited_by = serializers.EmailField(source="invited_by.email", read_only=True, default=None)
+    invited_by = serializers.EmailField(
+        source="invited_by.email", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Invitation
@@ -86,7 +88,9 @@ class InvitationCreateSerializer(StrictSerializer):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(
+        source="created_by.email", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = ApiKey
@@ -118,7 +122,9 @@ class ApiKeyCreateSerializer(StrictSerializer):
 
 class AuditEventSerializer(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor_label", read_only=True)
-    api_key = serializers.CharField(source="api_key.prefix", read_only=True, default=None)
+    api_key = serializers.CharField(
+        source="api_key.prefix", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = AuditEvent
@@ -169,10 +175,19 @@ class CurrentOrganizationView(TenantAPIMixin, GenericAPIView):
         )
         return Response(OrganizationSerializer(organization, context={"request": request}).data)
 
-    @extend_schema(request=OrganizationDeleteSerializer, responses={204: None})
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter("confirm", str, required=True, description="The organization's slug")
+        ],
+        responses={204: None},
+    )
     def delete(self, request):
         """Delete the organization and all its data (owners only; confirm with its slug)."""
-        data = OrganizationDeleteSerializer(data=request.data)
+        # ?confirm= as documented (a DELETE's body is not portable); a JSON body still works
+        query = request.query_params
+        given = {"confirm": query["confirm"]} if "confirm" in query else request.data
+        data = OrganizationDeleteSerializer(data=given)
         data.is_valid(raise_exception=True)
         services.organization_delete(
             organization=request.organization,
@@ -183,6 +198,8 @@ class CurrentOrganizationView(TenantAPIMixin, GenericAPIView):
 
 
 class TransferOwnershipView(TenantAPIMixin, GenericAPIView):
+    """Make another active member the owner (owners only); the current owner becomes an admin."""
+
     serializer_class = TransferSerializer
     write_role = "owner"
 
@@ -247,6 +264,7 @@ class MemberViewSet(
     @extend_schema(request=None, responses=MemberSerializer)
     @action(detail=True, methods=["post"])
     def deactivate(self, request, pk=None):
+        """Suspend a member: they lose access to the organization and their API keys are revoked."""
         membership = services.member_deactivate(
             organization=request.organization, membership=self.get_object(), **_acting(request)
         )
@@ -255,6 +273,7 @@ class MemberViewSet(
     @extend_schema(request=None, responses=MemberSerializer)
     @action(detail=True, methods=["post"])
     def reactivate(self, request, pk=None):
+        """Give a suspended member access again (revoked keys stay revoked)."""
         membership = services.member_reactivate(
             organization=request.organization, membership=self.get_object(), **_acting(request)
         )
@@ -348,7 +367,15 @@ class AuditEventViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
 
 @extend_schema(
     responses=inline_serializer(
-        "Me", {"email": serializers.EmailField(), "role": serializers.CharField()}
+        "Me",
+        {
+            "email": serializers.EmailField(),
+            "role": serializers.ChoiceField(choices=Role.choices),
+            "organization": serializers.SlugField(help_text="The organization's slug"),
+            "api_key": serializers.CharField(
+                allow_null=True, help_text="The key's prefix; null when signed in"
+            ),
+        },
     )
 )
 class MeView(TenantAPIMixin, GenericAPIView):

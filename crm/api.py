@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, pagination, parsers, serializers, status
+from rest_framework import exceptions, pagination, parsers, renderers, serializers, status
 from rest_framework.response import Response
 
 from crm.errors import ApplicationError
@@ -68,16 +68,20 @@ def _flatten(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, ApplicationError):
-        return Response(
-            error_body(exc.status, exc.message, code=exc.code, fields=exc.fields), status=exc.status
-        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    if not isinstance(exc, exceptions.APIException):
+    if not isinstance(exc, ApplicationError | exceptions.APIException):
         return None
+    request = context.get("request")
+    if request is not None:  # the error body is JSON, also to a client that asked for a PNG or CSV
+        request.accepted_renderer = renderers.JSONRenderer()
+        request.accepted_media_type = "application/json"
+    if isinstance(exc, ApplicationError):
+        return Response(
+            error_body(exc.status, exc.message, code=exc.code, fields=exc.fields), status=exc.status
+        )
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
@@ -155,15 +159,34 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
-    pass
-
-
 class CursorPagination(pagination.CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    page_size_query_description = "Results per page: 1 or more (default 50, at most 200)."
     ordering = "-id"
+
+    def get_page_size(self, request) -> int:
+        """``page_size`` as asked, capped at ``max_page_size``; anything but a whole number of 1 or
+        more is refused (DRF would silently use the default)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        text = raw.strip()
+        if not (text.isascii() and text.isdigit()) or not text.strip("0"):
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: ["A whole number, 1 or more."]}
+            )
+        if len(text) > 9:  # far past the cap (and int() refuses thousands of digits)
+            return self.max_page_size
+        return min(int(text), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
 
     def paginate_queryset(self, queryset, request, view=None):
         """A forged or stale cursor is the client's mistake (404 with the error body), not a 500."""

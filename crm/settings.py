@@ -249,7 +249,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "crm.api.CursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "crm.schema.AutoSchema",
     "EXCEPTION_HANDLER": "crm.api.exception_handler",
     "DEFAULT_PARSER_CLASSES": ["crm.api.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -264,9 +264,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Descriptions come from each view's and serializer's own docstring, never a base class's.
+    "GET_LIB_DOC_EXCLUDES": "crm.schema.schema_doc_excludes",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "crm.schema.document_errors",
+    ],
     # One name per choice set shared by several fields.
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "sessions_app.models.SessionStatus",
+        "SessionProviderEnum": "sessions_app.models.ProviderName",
         "ContactStatusEnum": "messaging.models.ContactStatus",
         "SimulateActionEnum": ["scan", "inbound", "fault"],
         "BulkActionEnum": "messaging.models.BulkAction",

@@ -4,8 +4,7 @@ custom fields. Thin: a strict serializer, one service call, a read serializer.""
 from __future__ import annotations
 
 from django.db.models import Count, Prefetch
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -42,6 +41,9 @@ class IdentitySerializer(serializers.ModelSerializer):
 
 class ContactSerializer(serializers.ModelSerializer):
     phone = serializers.SerializerMethodField()
+    email = serializers.CharField(  # not an EmailField: "" is a contact without one
+        read_only=True, help_text="An email address, or empty when none is known"
+    )
     aliases = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     groups = serializers.SerializerMethodField()
@@ -128,7 +130,9 @@ class OptOutSerializer(StrictSerializer):
 
 
 class NoteSerializer(serializers.ModelSerializer):
-    author = serializers.EmailField(source="author.email", read_only=True, default=None)
+    author = serializers.EmailField(
+        source="author.email", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = ContactNote
@@ -148,7 +152,7 @@ class IdentityCreateSerializer(StrictSerializer):
 
 
 class TagSerializer(serializers.ModelSerializer):
-    contact_count = serializers.IntegerField(read_only=True, default=None)
+    contact_count = serializers.IntegerField(read_only=True, help_text="Contacts with this tag")
 
     class Meta:
         model = Tag
@@ -162,7 +166,7 @@ class TagWriteSerializer(StrictSerializer):
 
 
 class GroupSerializer(serializers.ModelSerializer):
-    member_count = serializers.IntegerField(read_only=True, default=None)
+    member_count = serializers.IntegerField(read_only=True, help_text="Contacts in this group")
 
     class Meta:
         model = ContactGroup
@@ -334,6 +338,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     @extend_schema(request=OptOutSerializer, responses=ContactSerializer)
     @action(detail=True, methods=["post"], url_path="opt-out")
     def opt_out(self, request, pk=None):
+        """The contact asked not to be messaged (``source`` says how): campaigns skip them."""
         data = OptOutSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         contact = services.contact_opt_out(
@@ -346,6 +351,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     @extend_schema(request=None, responses=ContactSerializer)
     @action(detail=True, methods=["post"], url_path="opt-in")
     def opt_in(self, request, pk=None):
+        """Undo an opt-out: campaigns may message the contact again."""
         contact = services.contact_opt_in(
             organization=request.organization, contact=self.get_object()
         )
@@ -423,6 +429,9 @@ class IdentityViewSet(
 
 
 class TagViewSet(TenantAPIMixin, viewsets.ModelViewSet):
+    """Tags on contacts, with how many contacts carry each; tagging is done on the contact (or in
+    bulk)."""
+
     queryset = Tag.objects.annotate(contact_count=Count("contact_tags"))
     serializer_class = TagSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -435,7 +444,7 @@ class TagViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         if "name" not in data.validated_data:
             raise ValidationError({"name": ["This field is required."]})
         tag = services.tag_create(organization=request.organization, **data.validated_data)
-        return Response(TagSerializer(tag).data, status=status.HTTP_201_CREATED)
+        return Response(self._read(tag), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=TagWriteSerializer, responses=TagSerializer)
     def partial_update(self, request, pk=None):
@@ -444,7 +453,11 @@ class TagViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         tag = services.tag_update(
             organization=request.organization, tag=self.get_object(), **data.validated_data
         )
-        return Response(TagSerializer(tag).data)
+        return Response(self._read(tag))
+
+    def _read(self, tag: Tag) -> dict:
+        """The tag as a list shows it, its count included."""
+        return TagSerializer(self.get_queryset().get(pk=tag.pk)).data
 
     def perform_destroy(self, instance):
         services.tag_delete(organization=self.request.organization, tag=instance)
@@ -465,7 +478,7 @@ class GroupViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         if "name" not in data.validated_data:
             raise ValidationError({"name": ["This field is required."]})
         group = services.group_create(organization=request.organization, **data.validated_data)
-        return Response(GroupSerializer(group).data, status=status.HTTP_201_CREATED)
+        return Response(self._read(group), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=GroupWriteSerializer, responses=GroupSerializer)
     def partial_update(self, request, pk=None):
@@ -474,14 +487,23 @@ class GroupViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         group = services.group_update(
             organization=request.organization, group=self.get_object(), **data.validated_data
         )
-        return Response(GroupSerializer(group).data)
+        return Response(self._read(group))
+
+    def _read(self, group: ContactGroup) -> dict:
+        """The group as a list shows it, its count included."""
+        return GroupSerializer(self.get_queryset().get(pk=group.pk)).data
 
     def perform_destroy(self, instance):
         services.group_delete(organization=self.request.organization, group=instance)
 
-    @extend_schema(request=GroupMembersSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=GroupMembersSerializer,
+        responses=inline_serializer("GroupMembersAdded", {"added": serializers.IntegerField()}),
+    )
     @action(detail=True, methods=["post"], url_path="add-members")
     def add_members(self, request, pk=None):
+        """Add contacts by id; ``added`` counts those not already in the group (ids of unknown
+        contacts are skipped)."""
         data = GroupMembersSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         added = services.group_add_contacts(
@@ -491,9 +513,13 @@ class GroupViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         )
         return Response({"added": added})
 
-    @extend_schema(request=GroupMembersSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=GroupMembersSerializer,
+        responses=inline_serializer("GroupMembersRemoved", {"removed": serializers.IntegerField()}),
+    )
     @action(detail=True, methods=["post"], url_path="remove-members")
     def remove_members(self, request, pk=None):
+        """Remove contacts by id; ``removed`` counts those that were in the group."""
         data = GroupMembersSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         removed = services.group_remove_contacts(

@@ -68,7 +68,9 @@ class BulkStartSerializer(StrictSerializer):
 
 
 class BulkJobSerializer(serializers.ModelSerializer):
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(
+        source="created_by.email", read_only=True, default=None, allow_null=True
+    )
     selection = serializers.SerializerMethodField()
     undoable = serializers.SerializerMethodField()
 

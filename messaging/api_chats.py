@@ -20,6 +20,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -243,8 +244,12 @@ class SearchQuerySerializer(serializers.Serializer):
 
 
 class ChatNoteSerializer(serializers.ModelSerializer):
-    author = serializers.EmailField(source="author.email", read_only=True, default=None)
-    author_name = serializers.CharField(source="author.display_name", read_only=True, default=None)
+    author = serializers.EmailField(
+        source="author.email", read_only=True, default=None, allow_null=True
+    )
+    author_name = serializers.CharField(
+        source="author.display_name", read_only=True, default=None, allow_null=True
+    )
     chat = serializers.UUIDField(source="chat.uuid", read_only=True)
 
     class Meta:
@@ -342,10 +347,14 @@ CHAT_FILTERS = [
 ]
 
 
-NEAR = [
-    OpenApiParameter("around", str, description="A message's id: the page around it"),
-    OpenApiParameter("before", str, description="A message's id: the page older than it"),
-    OpenApiParameter("after", str, description="A message's id: the page newer than it"),
+NEAR = [  # one of them at most
+    OpenApiParameter("around", OpenApiTypes.UUID, description="A message's id: the page around it"),
+    OpenApiParameter(
+        "before", OpenApiTypes.UUID, description="A message's id: the page older than it"
+    ),
+    OpenApiParameter(
+        "after", OpenApiTypes.UUID, description="A message's id: the page newer than it"
+    ),
 ]
 
 
@@ -422,6 +431,8 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses=ChatSerializer)
     @action(detail=True, methods=["post"])
     def read(self, request, uuid=None):
+        """Mark the chat read: its unread count goes to 0 (the contact gets read receipts where the
+        session's policy allows)."""
         chat = self.get_object()
         chat_services.chat_mark_read(organization=request.organization, chat=chat)
         return Response(self._chats_data([self.get_queryset().get(pk=chat.pk)])[0])
@@ -495,9 +506,11 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
         )
 
     @extend_schema(
-        methods=["GET", "POST", "DELETE"], request=None, responses=PresenceSerializer(many=True)
+        methods=["GET", "POST", "DELETE"],
+        request=None,
+        responses={200: PresenceSerializer(many=True)},  # DELETE too: who is left
     )
-    @action(detail=True, methods=["get", "post", "delete"])
+    @action(detail=True, methods=["get", "post", "delete"], pagination_class=None)
     def presence(self, request, uuid=None):
         """Who of the team has the chat open. POST: you are viewing it (for a minute; repeat
         to stay); DELETE: you left. Members' inboxes are told (``presence`` frames)."""
@@ -627,6 +640,8 @@ class CannedReplyViewSet(TenantAPIMixin, viewsets.ModelViewSet):
 
 
 class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Messages, by id: read one, send (text, a media URL or an upload), search, react, retry."""
+
     queryset = Message.objects.all()
     serializer_class = MessageSerializer
     lookup_field = "uuid"
@@ -735,6 +750,8 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
     @extend_schema(request=ReactSerializer, responses=MessageSerializer)
     @action(detail=True, methods=["post"])
     def react(self, request, uuid=None):
+        """React with an emoji; an empty ``emoji`` takes the reaction back. The message must have
+        reached WhatsApp (409 otherwise)."""
         data = ReactSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         message = self.get_object()
@@ -750,6 +767,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
     @extend_schema(request=None, responses=MessageSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, uuid=None):
+        """Send a failed outgoing message again (one more attempt); 409 if it has not failed."""
         message = self.get_object()
         with transaction.atomic():
             outbox.message_retry(
@@ -849,6 +867,19 @@ def _chunks(handle, length: int, size: int = 64 * 1024):
 # --- Stats ---------------------------------------------------------------------------------------
 
 
+class SessionStatsSerializer(serializers.Serializer):
+    session = serializers.UUIDField()
+    contacts = serializers.IntegerField()
+    chats = serializers.IntegerField()
+    groups = serializers.IntegerField(help_text="Group and broadcast chats")
+    messages = serializers.IntegerField()
+    incoming = serializers.IntegerField()
+    outgoing = serializers.IntegerField()
+    attachments = serializers.IntegerField()
+    attachments_by_type = serializers.DictField(child=serializers.IntegerField())
+    media_failed = serializers.IntegerField()
+
+
 class SessionStatsView(TenantAPIMixin, APIView):
     """What a session holds: contacts, chats, messages, attachments by type (the seeds' db-check)."""
 
@@ -861,7 +892,7 @@ class SessionStatsView(TenantAPIMixin, APIView):
     def get_object_in_tenant(self, value):
         return _by_uuid(self.get_queryset(), value)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=SessionStatsSerializer)
     def get(self, request, uuid=None):
         session = self._tenant_object
         messages = scoped(Message, request.organization).filter(session=session)

@@ -26,7 +26,8 @@ from messaging.services import imports as services
 
 
 class CsvRenderer(renderers.BaseRenderer):
-    """Lets clients ask for ``text/csv``; errors are still written as the JSON error body."""
+    """Lets clients ask for ``text/csv``: the views stream the CSV themselves, and an error is the
+    JSON error body (``crm.api.exception_handler`` answers it in JSON)."""
 
     media_type = "text/csv"
     format = "csv"
@@ -121,7 +122,7 @@ class ImportListView(TenantAPIMixin, GenericAPIView):
     parser_classes = [parsers.MultiPartParser]  # this view only: the upload
     ordering = "-id"
 
-    @extend_schema(operation_id="imports_list")
+    @extend_schema(operation_id="imports_list", responses=ImportJobSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ImportJobSerializer(page, many=True).data)
@@ -156,6 +157,8 @@ class ImportViewSet(
     @extend_schema(request=MappingSerializer, responses={200: ImportJobSerializer})
     @action(detail=True, methods=["post"])
     def mapping(self, request, pk=None):
+        """Which contact field each CSV column fills (``""`` skips it), and the options; drafts
+        only. The organization's next file gets the same mapping proposed."""
         data = MappingSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.import_set_mapping(
@@ -169,6 +172,8 @@ class ImportViewSet(
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
     def preview(self, request, pk=None):
+        """The first rows as they would be imported with the current mapping, with each row's
+        problems."""
         return Response(
             services.import_preview(organization=request.organization, job=self.get_object())
         )
@@ -176,6 +181,7 @@ class ImportViewSet(
     @extend_schema(request=None, responses={202: ImportJobSerializer})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
+        """Run the draft in the background (its mapping must be valid); follow it on the import."""
         job = services.import_start(
             organization=request.organization, job=self.get_object(), actor=request.user
         )

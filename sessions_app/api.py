@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import uuid
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -91,6 +91,27 @@ class SessionSerializer(serializers.ModelSerializer):
         return data
 
 
+def _pacing_field(key: str, field_class, help_text: str):
+    least, most, _whole = services.PACING_LIMITS[key]
+    return field_class(
+        min_value=least, max_value=most, required=False, allow_null=True, help_text=help_text
+    )
+
+
+class PacingSerializer(StrictSerializer):
+    """How fast the session sends; a setting left out (or null) is the provider's default."""
+
+    messages_per_minute = _pacing_field(
+        "messages_per_minute", serializers.FloatField, "Sustained sends a minute"
+    )
+    messages_burst = _pacing_field(
+        "messages_burst", serializers.IntegerField, "Sends allowed at once after a pause"
+    )
+    jitter_seconds = _pacing_field(
+        "jitter_seconds", serializers.FloatField, "Up to this much random extra wait between sends"
+    )
+
+
 class SessionWriteSerializer(StrictSerializer):
     name = serializers.CharField(max_length=80)
     provider = serializers.ChoiceField(choices=providers.names())
@@ -98,7 +119,7 @@ class SessionWriteSerializer(StrictSerializer):
     credentials = serializers.DictField(
         child=serializers.CharField(allow_blank=True), required=False
     )
-    settings = serializers.DictField(required=False)
+    settings = PacingSerializer(required=False)
     default_assignee = serializers.IntegerField(required=False, allow_null=True)
 
 
@@ -123,6 +144,37 @@ class SimulateSerializer(StrictSerializer):
     fault = serializers.ChoiceField(choices=simulation.PUBLIC_FAULTS, required=False)
 
 
+class PairingCodeResultSerializer(SessionSerializer):
+    pairing_code = serializers.CharField(read_only=True, help_text="Type it on the phone")
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "pairing_code"]
+        read_only_fields = fields
+
+
+class SimulateResultSerializer(SessionSerializer):
+    message_id = serializers.CharField(required=False, help_text="`inbound` only: its id")
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "message_id"]
+
+
+class QrSerializer(serializers.Serializer):
+    session = serializers.UUIDField()
+    status = serializers.CharField(required=False, help_text="Given when there is no code to scan")
+    image = serializers.CharField(
+        allow_null=True, help_text="A PNG data URI; null when the session is not waiting for a scan"
+    )
+    pairing_code = serializers.CharField(required=False, allow_blank=True)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class WebhookSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="Where the provider sends events")
+    secret = serializers.CharField(help_text="Sent by the provider in `secret_header`")
+    secret_header = serializers.CharField()
+
+
 class SessionEventSerializer(serializers.ModelSerializer):
     actor = serializers.SerializerMethodField()
 
@@ -135,7 +187,30 @@ class SessionEventSerializer(serializers.ModelSerializer):
         return obj.actor.email if obj.actor_id else None
 
 
+@extend_schema_view(  # what each action does, here so the actions' code stays about the code
+    connect=extend_schema(
+        description="Start pairing: a QR code to scan (``qr``), or for an API provider, a check "
+        "of its credentials. Follow ``status`` or the session's websocket."
+    ),
+    pairing_code=extend_schema(
+        description="Pair by a code typed on the phone instead of a QR scan (providers that "
+        "support it)."
+    ),
+    disconnect=extend_schema(
+        description="Close the connection (no automatic reconnect); ``connect`` opens it again."
+    ),
+    logout=extend_schema(
+        description="Unlink the number from the provider; pairing again needs a new scan."
+    ),
+    status=extend_schema(description="The session as ``GET /sessions/{uuid}/`` shows it."),
+    history=extend_schema(
+        description="Its status changes, newest first (the last 200): from, to, why, by whom."
+    ),
+)
 class SessionViewSet(TenantAPIMixin, viewsets.ModelViewSet):
+    """WhatsApp sessions: one connected number each. Admins create, pair, pace and remove them;
+    everyone in the organization reads their status and history."""
+
     queryset = WhatsAppSession.objects.select_related("default_assignee")
     serializer_class = SessionSerializer
     lookup_field = "uuid"
@@ -193,7 +268,7 @@ class SessionViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         )
         return self._done(session)
 
-    @extend_schema(request=PairingCodeSerializer, responses=SessionSerializer)
+    @extend_schema(request=PairingCodeSerializer, responses=PairingCodeResultSerializer)
     @action(detail=True, methods=["post"], url_path="pairing-code")
     def pairing_code(self, request, uuid=None):
         data = PairingCodeSerializer(data=request.data)
@@ -228,7 +303,7 @@ class SessionViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         return Response(SessionSerializer(self.get_object()).data)
 
     @extend_schema(responses=SessionEventSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="events")
+    @action(detail=True, methods=["get"], url_path="events", pagination_class=None)
     def history(self, request, uuid=None):
         session = self.get_object()
         rows = (
@@ -238,6 +313,7 @@ class SessionViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         )
         return Response(SessionEventSerializer(rows, many=True).data)
 
+    @extend_schema(responses={(200, "application/json"): QrSerializer, (200, "image/png"): bytes})
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PNGRenderer])
     def qr(self, request, uuid=None):
         """The QR code to scan: JSON (a PNG data URI and its expiry; ``image`` null when the
@@ -256,6 +332,7 @@ class SessionViewSet(TenantAPIMixin, viewsets.ModelViewSet):
             return Response(image, content_type="image/png")
         return Response(services.qr_data(session))
 
+    @extend_schema(request=None, responses=WebhookSerializer)
     @action(detail=True, methods=["get", "post"])
     def webhook(self, request, uuid=None):
         """The URL and secret to paste into the provider; POST rotates the secret."""
@@ -274,7 +351,7 @@ class SessionViewSet(TenantAPIMixin, viewsets.ModelViewSet):
             }
         )
 
-    @extend_schema(request=SimulateSerializer, responses=SessionSerializer)
+    @extend_schema(request=SimulateSerializer, responses={202: SimulateResultSerializer})
     @action(detail=True, methods=["post"])
     def simulate(self, request, uuid=None):
         """Simulator sessions only: the phone scans, a message arrives, or a fault happens."""

@@ -152,21 +152,41 @@ def _clean_name(name: Any) -> str:
     return name
 
 
+# A session's pacing settings (README "Conversations") and their bounds: (least, most, whole
+# numbers only). Past these a value is a typo, not a pace (messaging/ratelimit.py ignores it).
+PACING_LIMITS: dict[str, tuple[float, float, bool]] = {
+    "messages_per_minute": (0.1, 10_000, False),
+    "messages_burst": (1, 10_000, True),
+    "jitter_seconds": (0, 600, False),
+}
+
+
 def _clean_settings(value: Any) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ApplicationError(_("Settings must be an object."), fields={"settings": ["object"]})
     clean = {}
-    for key in ("messages_per_minute", "messages_burst", "jitter_seconds"):
+    for key, (least, most, whole) in PACING_LIMITS.items():
         if key in value and value[key] is not None:
             number = value[key]
-            if not isinstance(number, int | float) or isinstance(number, bool) or number < 0:
+            if (
+                not isinstance(number, int | float)
+                or isinstance(number, bool)
+                or not least <= number <= most
+                or (whole and not float(number).is_integer())
+            ):
+                kind = _("A whole number") if whole else _("A number")
                 raise ApplicationError(
-                    _("Pacing must be a positive number."),
-                    fields={f"settings.{key}": [_("A number, 0 or more.")]},
+                    _("That pacing is out of range."),
+                    fields={
+                        f"settings.{key}": [
+                            _("%(kind)s from %(least)s to %(most)s.")
+                            % {"kind": kind, "least": least, "most": f"{most:,}"}
+                        ]
+                    },
                 )
-            clean[key] = number
+            clean[key] = int(number) if whole else number
     return clean
 
 

@@ -236,6 +236,22 @@ def test_lists_are_cursor_paginated_without_duplicates(cast, api):
     assert seen == sorted(seen, reverse=True)
 
 
+@pytest.mark.parametrize("size", ["abc", "-1", "0", "00", "", "1.5", "+5", "\u00b2"])
+def test_a_page_size_that_is_not_a_whole_number_of_one_or_more_is_refused(cast, api, size):
+    response = api(cast.owner).get("/api/v1/audit-log/", {"page_size": size})
+    error = assert_error_body(response, 400, "invalid")
+    assert list(error["fields"]) == ["page_size"]
+
+
+def test_a_page_size_past_the_largest_gets_the_largest_page(cast, api):
+    for _n in range(205):
+        services.audit_record(organization=cast.org_a, action="many", actor=cast.owner)
+    client = api(cast.owner)
+    for size in ("201", "9" * 40):
+        page = client.get("/api/v1/audit-log/", {"page_size": size, "action": "many"}).json()
+        assert len(page["results"]) == 200 and page["next"]
+
+
 def test_a_list_costs_the_same_queries_at_any_page_size(cast, api):
     for _n in range(120):
         services.audit_record(organization=cast.org_a, action="bulk", actor=cast.owner)

@@ -212,6 +212,15 @@ def test_paging_from_a_message_not_in_the_chat_is_a_clear_400(cast, api, chat, p
     assert field in response.json()["error"]["fields"]
 
 
+def test_a_page_around_a_message_refuses_a_page_size_that_is_no_size(cast, api, chat):
+    target = _long_chat(chat, 3)[1]
+    response = api(cast.viewer).get(
+        f"/api/v1/chats/{chat.uuid}/messages/", {"around": str(target.uuid), "page_size": "-1"}
+    )
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["page_size"]
+
+
 def test_presence_says_who_is_viewing_a_chat(cast, api, chat):
     url = f"/api/v1/chats/{chat.uuid}/presence/"
     assert api(cast.viewer).get(url).json() == []

@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from sessions_app import queue
+from crm.errors import ApplicationError
+from sessions_app import queue, services
 from sessions_app.models import WhatsAppSession
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +106,54 @@ def test_bad_input_gets_field_errors_not_a_500(cast, api):
     wrong = admin.post(f"{BASE}{session_id}/simulate/", {"action": "explode"}, format="json")
     assert wrong.status_code == 400
     assert admin.get(f"{BASE}not-a-uuid/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("messages_burst", 2**70),
+        ("messages_burst", 0),
+        ("messages_burst", 2.5),
+        ("messages_per_minute", 1e308),
+        ("messages_per_minute", 0),
+        ("messages_per_minute", -5),
+        ("jitter_seconds", 86_400),
+        ("jitter_seconds", "soon"),
+    ],
+)
+def test_pacing_out_of_its_documented_range_is_refused_naming_the_setting(
+    cast, api, setting, value
+):
+    admin = api(cast.admin)
+    created = create(admin, settings={setting: value})
+    assert created.status_code == 400, created.content
+    assert list(created.json()["error"]["fields"]) == [f"settings.{setting}"]
+    session_id = create(admin).json()["id"]
+    changed = admin.patch(f"{BASE}{session_id}/", {"settings": {setting: value}}, format="json")
+    assert changed.status_code == 400
+    assert list(changed.json()["error"]["fields"]) == [f"settings.{setting}"]
+    assert WhatsAppSession.objects.get(uuid=session_id).settings == {}
+
+
+def test_pacing_within_its_range_is_kept(cast, api):
+    pacing = {"messages_per_minute": 10_000, "messages_burst": 10_000, "jitter_seconds": 0}
+    created = create(api(cast.admin), settings=pacing)
+    assert created.status_code == 201, created.content
+    assert created.json()["settings"] == pacing
+
+
+def test_the_service_behind_the_dashboard_has_the_same_bounds(cast):
+    session = services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
+    )
+    with pytest.raises(ApplicationError) as refused:
+        services.session_update(
+            organization=cast.org_a,
+            session=session,
+            actor=cast.admin,
+            data={"settings": {"messages_per_minute": 1e308}},
+        )
+    assert list(refused.value.fields) == ["settings.messages_per_minute"]
 
 
 def test_an_illegal_move_is_a_409(cast, api):
