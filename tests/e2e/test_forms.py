@@ -4,16 +4,19 @@ The forms are discovered, not listed: every ``<form>`` a person can reach (visib
 <details> they can open) on every page the accessibility audit visits (tests/support/pages.py: as
 the owner, and the public pages signed out), and every form a submission reveals (the merge form
 after a search, "Opt in again" after "Opt out"). Each visible, enabled field is found by its
-accessible role and name and filled with a plausible value for what it is (tests/support/forms.py);
-the form is sent with its visible submit button, once per button. A person would notice, and the
-check fails on: a field with no name, a 5xx, an answer that is not a page, a refusal that shows no
-error, and an error by no field they can see and fill (or one that names a field by its code name,
-as ``credentials.phone_number_id`` once did). A form-level message is fine when it names no field.
+accessible role and name (tests/support/forms.py). A form that takes input is first sent as it
+loads, nothing typed, then filled with plausible values where it was refused, as a person corrects
+it; each time with its visible submit button, once per button.
+
+It fails on what a person would notice: a field with no name, a 5xx, an answer that is not a
+page, a refusal showing no error, an error by no field they can see and fill, an error naming a
+field by its code name (as ``credentials.phone_number_id`` once did), and an answer that the input
+is wrong (400) with no field marked. A form-level message is fine when it names no field.
 
 Forms run in the order that keeps the others' objects: plain forms first, those whose button is
-styled as dangerous after them, then the few ``HINTS`` order last; the visitor's cookies are
-cleared before each of their forms. Forms a person cannot reach on the page as it loads are in
-``NOT_FILLED`` with the named e2e test that covers them.
+styled as dangerous after them, then the few that ``HINTS`` order last; the visitor's cookies are
+cleared before each of their forms. A form no one can reach as its page loads, and no submission
+reveals, is in ``NOT_FILLED`` with the e2e test that covers it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tests.support.forms import (
     FormSeen,
     Hint,
     Outcome,
+    blank_fields,
     fill_form,
     find_form,
     forms_on,
@@ -79,16 +83,13 @@ HINTS: dict[str, Hint] = {
     "canned-replies#canned-reply-form": Hint(values={"Shortcut": "thanks"}),
     "custom-fields#custom-field-form": Hint(values={"Key": "shoe_size"}),
     "contact-identities#identity-form": Hint(values={"Value": "+447700900321"}),  # Kind: Phone
-    # The page says what to type in prose beside a visually hidden label.
+    # What to type is said in prose beside a visually hidden label; erasing and deleting run on
+    # objects of their own, so the other forms keep theirs.
     "contact-erase#erase-form": Hint(
-        values={"Contact name": "Acme Erasable"},
-        page=a_contact_to_erase,
-        why="erases its contact: on its own, so the contact's other forms keep theirs",
+        values={"Contact name": "Acme Erasable"}, page=a_contact_to_erase
     ),
     "org-delete": Hint(
-        values={"Organization address": "acme-spare"},
-        page=an_organization_to_delete,
-        why="deletes the organization: on a spare one of the owner's",
+        values={"Organization address": "acme-spare"}, page=an_organization_to_delete
     ),
     # The owner becomes an admin: after everything else, before logging out.
     "org-transfer": Hint(order=8),
@@ -196,9 +197,9 @@ class FormRun:
             seen = queue.pop(0)
             if role == "visitor":
                 context.clear_cookies()  # each of their forms, signed out
-            outcome = self.run_one(page, seen, fresh_at)
-            self.outcomes.append(outcome)
-            fresh_at = outcome.fresh_at
+            for outcome in self.run_form(page, seen, fresh_at):
+                self.outcomes.append(outcome)
+                fresh_at = outcome.fresh_at
             if role == "owner" and fresh_at is not None:
                 # what the answer revealed: the merge form after a search, "Opt in again", ...
                 self.discover(page, role, fresh_at, queue)
@@ -212,25 +213,40 @@ class FormRun:
         for key, where in unreachable:
             self.unreached.setdefault(key, where)
 
-    def run_one(self, page, seen: FormSeen, fresh_at: str | None) -> Outcome:
-        """One form on its page: found, filled by its labels, sent with its button, read."""
+    def run_form(self, page, seen: FormSeen, fresh_at: str | None) -> list[Outcome]:
+        """A form that takes input is sent blank first (as a person who presses the button
+        straight away), then filled where it was refused, as that person corrects it; each time
+        its fields are found by their labels and it is sent with its button."""
         hint = HINTS.get(seen.ident)
         path = elsewhere(hint.page, self.cast) if hint and hint.page else seen.page
-        if path != fresh_at:  # else the page the last form landed on is used as it is
-            response = page.goto(path)
-            if response is None or response.status != 200:
-                return Outcome(seen, "failed", f"{path} answered {response and response.status}")
-        found = find_form(page, seen)
-        if found is None:
-            return Outcome(seen, "failed", f"the form is no longer on {path}")
-        form, button, problems = found
-        problems += fill_form(page, form, hint, self.filler)
-        if problems:
-            return Outcome(seen, "failed", "; ".join(problems), problems)
-        try:
-            return submit_and_read(page, form, button, seen)
-        except PlaywrightError as error:  # a timeout: nothing a person could see happened
-            return Outcome(seen, "failed", str(error).splitlines()[0])
+        ready = path == fresh_at  # the page the last form landed on is used as it is
+        outcomes: list[Outcome] = []
+        for blank in (True, False) if seen.method == "post" else (False,):
+            if not ready:
+                response = page.goto(path)
+                if response is None or response.status != 200:
+                    failed = f"{path} answered {response and response.status}"
+                    return [*outcomes, Outcome(seen, "failed", failed, blank=blank)]
+            found = find_form(page, seen)
+            if found is None:
+                failed = f"the form is not on {page.url}"
+                return [*outcomes, Outcome(seen, "failed", failed, blank=blank)]
+            form, button, problems = found
+            if blank and not problems and not blank_fields(form):
+                ready = True  # nothing to leave blank: the filled run is the same
+                continue
+            more, fields = fill_form(page, form, hint, self.filler, blank=blank)
+            problems += more
+            if problems:
+                outcomes.append(Outcome(seen, "failed", "; ".join(problems), problems, blank=blank))
+                return outcomes
+            try:
+                outcome = submit_and_read(page, form, button, seen, fields=fields, blank=blank)
+            except PlaywrightError as error:  # a timeout: nothing a person could see happened
+                return [*outcomes, Outcome(seen, "failed", str(error).splitlines()[0], blank=blank)]
+            outcomes.append(outcome)
+            ready = outcome.result == "refused" or outcome.fresh_at == path
+        return outcomes
 
 
 def test_a_field_named_by_its_code_name_is_told_from_words():

@@ -57,10 +57,12 @@ _FORMS = """() => {
     const reachable = visibleButtons.length > 0 || (buttons.length === 0 && controls.some(shown));
     closed.forEach((d) => (d.open = false));
     return {
+      inClosedDetails: closed.length > 0,
       firstButton: buttons.length ? label(buttons[0]) : "",
       index,
       // attributes, not properties: a control named "action" or "id" shadows the property
       id: form.getAttribute("id") || "",
+      method: (form.getAttribute("method") || "get").toLowerCase(),
       action: new URL(form.getAttribute("action") || "", document.baseURI).href,
       reachable,
       buttons: visibleButtons,
@@ -80,6 +82,7 @@ _CONTROLS = """(form) => {
       el.setAttribute("data-form-check", String(window.__formCheckNext = (window.__formCheckNext || 0) + 1));
     return {
       mark: el.getAttribute("data-form-check"),
+      inside: form.contains(el),
       tag: el.tagName.toLowerCase(),
       type: (el.type || "").toLowerCase(),
       name: el.name,
@@ -102,7 +105,11 @@ _CONTROLS = """(form) => {
 _BROWSER_REFUSAL = """(form) => {
   if (form.noValidate || form.checkValidity()) return null;
   const bad = Array.from(form.elements).find((el) => el.willValidate && !el.validity.valid);
-  return `${bad.labels && bad.labels[0] ? bad.labels[0].innerText : bad.name}: ${bad.validationMessage}`;
+  return {
+    field: bad.labels && bad.labels[0] ? bad.labels[0].innerText.trim() : bad.name,
+    message: bad.validationMessage,
+    shown: bad.checkVisibility() && !bad.disabled,
+  };
 }"""
 
 # The messages on the page after the answer: errors (each with whether a visible, enabled,
@@ -160,7 +167,6 @@ class Hint:
     values: dict[str, str | bool] = field(default_factory=dict)
     page: Callable | None = None
     order: int | None = None
-    why: str = ""
 
 
 @dataclass
@@ -170,6 +176,7 @@ class FormSeen:
     ident: str  # "<url name of its action>#<form id>", or the url name alone
     button: str  # the text its submit button shows ("" when Enter sends it)
     danger: bool
+    method: str  # "post" or "get"
 
     @property
     def key(self) -> str:
@@ -183,9 +190,14 @@ class Outcome:
     detail: str
     problems: list[str] = field(default_factory=list)
     fresh_at: str | None = None  # the page it ended on, when that is a page freshly loaded by GET
+    blank: bool = False  # sent as it loaded, nothing typed
 
     def line(self) -> str:
-        return f"{self.form.role:7} {self.form.page:55} {self.form.key:60} {self.result}: {self.detail}"
+        how = "blank" if self.blank else "filled"
+        return (
+            f"{self.form.role:7} {self.form.page:55} {self.form.key:60} {how:6} "
+            f"{self.result}: {self.detail}"
+        )
 
 
 def url_name(url: str) -> str:
@@ -215,9 +227,11 @@ def forms_on(page, role: str, path: str) -> tuple[list[FormSeen], list[tuple[str
         if not form["reachable"]:
             unreachable.append((f"{ident} “{form['firstButton']}”", path))
         for button in form["buttons"]:
-            reachable.append(FormSeen(role, path, ident, button["text"], button["danger"]))
+            reachable.append(
+                FormSeen(role, path, ident, button["text"], button["danger"], form["method"])
+            )
         if form["reachable"] and not form["buttons"]:  # sent by pressing Enter in a field
-            reachable.append(FormSeen(role, path, ident, "", False))
+            reachable.append(FormSeen(role, path, ident, "", False, form["method"]))
     return reachable, unreachable
 
 
@@ -244,7 +258,8 @@ def find_form(page, seen: FormSeen):
             if button["text"] != seen.button:
                 continue
             marked = page.locator(f'[data-form-check-button="{button["mark"]}"]')
-            open_details_around(marked)
+            if form["inClosedDetails"]:
+                open_details_around(marked)
             role, name = snapshot_role_and_name(marked)
             if not name:
                 return locator, None, [f"its button “{seen.button}” has no accessible name"]
@@ -301,12 +316,15 @@ class Filler:
         return value[: control["maxlength"]] if control["maxlength"] else value
 
 
-def fill_form(page, form, hint: Hint | None, filler: Filler) -> list[str]:
+def fill_form(
+    page, form, hint: Hint | None, filler: Filler, blank: bool = False
+) -> tuple[list[str], int]:
     """Fill every field a person sees in ``form``, found by its role and accessible name.
 
     Choices first (a radio, a select or a checkbox may reveal more fields), then everything else;
-    rounds repeat until no new field shows. Returns the problems a person would have: a field with
-    no accessible name, two fields of one form with the same name, a field its name does not find.
+    rounds repeat until no new field shows. Returns the problems a person would have (a field with
+    no accessible name, two fields of one form with the same name, a field its name does not find)
+    and how many fields it has. ``blank``: each field is found the same way, and left as it is.
     """
     problems: list[str] = []
     values = {plain(name): value for name, value in (hint.values if hint else {}).items()}
@@ -336,7 +354,8 @@ def fill_form(page, form, hint: Hint | None, filler: Filler) -> list[str]:
                     f"two fields are both named “{name}” ({names[(role, name)]}, {control['name']})"
                 )
             names[(role, name)] = control["name"]
-            by_name = page.get_by_role(role, name=name, exact=True)
+            # (a control outside the form that names it with form= is looked for in the page)
+            by_name = (form if control["inside"] else page).get_by_role(role, name=name, exact=True)
             index = by_name.evaluate_all(
                 "(els, mark) => els.findIndex((e) => e.getAttribute('data-form-check') === mark)",
                 control["mark"],
@@ -345,6 +364,8 @@ def fill_form(page, form, hint: Hint | None, filler: Filler) -> list[str]:
                 problems.append(f"{what} shows as {role} “{name}” but is not found by that name")
                 continue
             person = by_name.nth(index)
+            if blank:
+                continue
             wanted = values.pop(plain(name), None)
             if control["type"] == "radio":
                 radio_groups.setdefault(control["name"], []).append((person, control, wanted))
@@ -364,8 +385,23 @@ def fill_form(page, form, hint: Hint | None, filler: Filler) -> list[str]:
         for group in radio_groups.values():
             pick_radio(group)
         radio_groups.clear()
-    problems.extend(f"the hint names “{name}”, which is not a field of the form" for name in values)
-    return problems
+        if blank:
+            break
+    if not blank:
+        problems.extend(
+            f"the hint names “{name}”, which is not a field of the form" for name in values
+        )
+    return problems, len(handled)
+
+
+def blank_fields(form) -> int:
+    """How many fields a person would type into are empty as the form loads."""
+    choices = ("radio", "checkbox", "select-one", "select-multiple")
+    return sum(
+        1
+        for c in form.evaluate(_CONTROLS)
+        if c["shown"] and c["type"] not in choices and not c["value"]
+    )
 
 
 def plain(name: str) -> str:
@@ -395,10 +431,26 @@ def pick_radio(group: list) -> None:
         group[0][0].check()
 
 
-def submit_and_read(page, form, button, seen: FormSeen, timeout_ms: int = 10_000) -> Outcome:
-    """Send the form with its button (or Enter) and read what a person would notice."""
+def submit_and_read(
+    page,
+    form,
+    button,
+    seen: FormSeen,
+    *,
+    fields: int,
+    blank: bool = False,
+    timeout_ms: int = 10_000,
+) -> Outcome:
+    """Send the form with its button (or Enter) and read what a person would notice.
+
+    The browser's own refusal (a ``required`` field left empty, in a form without novalidate) is
+    fine for a blank form when it points at a field the person sees; a filled one must be sent.
+    """
     if refusal := form.evaluate(_BROWSER_REFUSAL):
-        return Outcome(seen, "failed", f"the browser will not send it: {refusal}", [refusal])
+        said = f"the browser asks for “{refusal['field']}”: {refusal['message']}"
+        if blank and refusal["shown"]:
+            return Outcome(seen, "refused", said, blank=True)
+        return Outcome(seen, "failed", said, [said], blank=blank)
     answers: list = []
     loads: list = []
 
@@ -427,7 +479,9 @@ def submit_and_read(page, form, button, seen: FormSeen, timeout_ms: int = 10_000
     finally:
         page.remove_listener("response", on_response)
         page.remove_listener("load", on_load)
-    return read_outcome(page, seen, answers)
+    outcome = read_outcome(page, seen, answers, fields)
+    outcome.blank = blank
+    return outcome
 
 
 def settle_scripts(page, answers: list, timeout_ms: int) -> None:
@@ -439,7 +493,7 @@ def settle_scripts(page, answers: list, timeout_ms: int) -> None:
     page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
-def read_outcome(page, seen: FormSeen, answers: list) -> Outcome:
+def read_outcome(page, seen: FormSeen, answers: list, fields: int) -> Outcome:
     problems: list[str] = []
     for response in answers:
         if response.status >= 500:
@@ -472,6 +526,11 @@ def read_outcome(page, seen: FormSeen, answers: list) -> Outcome:
     status = final.status if final is not None else None
     if status is not None and status >= 400 and not errors:
         problems.append(f"answered {status} and showed no error a person could act on")
+    elif status in (400, 422) and fields and not any(e["field"] for e in errors):
+        problems.append(
+            f"answered {status} (the input is wrong) with no error by any field: "
+            f"the person cannot tell which of the {fields} field(s) to correct"
+        )
     where = urlsplit(page.url).path
     if problems:
         return Outcome(seen, "failed", "; ".join(problems), problems)
