@@ -31,19 +31,8 @@ from accounts import services as account_services
 from messaging.services import contacts as contact_services
 from tests.support.browser import elsewhere, sign_in
 from tests.support.cloud_api_server import CloudApiServer
-from tests.support.forms import (
-    RAW_FIELD_NAME,
-    SUBMIT_WITNESS,
-    Filler,
-    FormSeen,
-    Hint,
-    Outcome,
-    blank_fields,
-    fill_form,
-    find_form,
-    forms_on,
-    submit_and_read,
-)
+from tests.support.form_answers import RAW_FIELD_NAME, SUBMIT_WITNESS, Outcome, submit_and_read
+from tests.support.forms import Filler, FormSeen, Hint, blank_fields, fill_form, find_form, forms_on
 from tests.support.pages import owner_pages, signed_out_pages
 from tests.support.people import PASSWORD
 
