@@ -109,6 +109,8 @@ class SessionDetailView(OrgViewMixin, View):
                 "confirm_fault": confirm_fault,
                 "confirm_fault_label": dict(simulation.FAULT_CHOICES).get(confirm_fault, ""),
                 "error": error,
+                # what was typed into an action's fields, shown again beside its error
+                "typed": self.request.POST if error else {},
             },
             status=status,
         )
@@ -157,7 +159,8 @@ class SessionDetailView(OrgViewMixin, View):
                 messages.success(request, _("A new webhook secret is set: update the provider."))
             elif action == "delete":
                 if request.POST.get("confirm", "").strip() != session.name:
-                    raise ApplicationError(_("Type the session's name to delete it."))
+                    message = _("Type the session's name to delete it.")
+                    raise ApplicationError(message, fields={"confirm": [message]})
                 services.session_delete(organization=organization, session=session, actor=actor)
                 messages.success(request, _("Session deleted."))
                 return redirect("sessions", org_slug=org_slug)
