@@ -31,6 +31,7 @@ from sessions_app.providers import events as ev
 from sessions_app.providers.base import SessionConfig
 from sessions_app.providers.cloud_api import CloudApiProvider
 from sessions_app.providers.gowa import GowaProvider
+from tests.support.factories import gateway_session
 
 SHARED = Path("/work/shared/fixtures")
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
@@ -134,19 +135,7 @@ DIRECT_BY_PHONE = evolution_upsert("D1", "85291234567@s.whatsapp.net", {})
 def test_an_evolution_group_sender_named_by_lid_and_sender_pn_is_one_contact(cast, order):
     """Evolution names a group sender by its ``@lid`` and puts the phone in ``key.senderPn``:
     whichever arrives first, the person writing in the group and 1:1 is one contact."""
-    session = services.session_create(
-        organization=cast.org_a,
-        actor=cast.admin,
-        data={
-            "name": "Gateway",
-            "provider": "evolution",
-            "credentials": {
-                "server_url": "http://127.0.0.1:9",
-                "api_key": "k",
-                "instance_name": "shop",
-            },
-        },
-    )
+    session = gateway_session(cast, "evolution")
     provider = services.provider_for(session)
     payloads = [GROUP_BY_LID, DIRECT_BY_PHONE]
     for payload in payloads if order == "group first" else payloads[::-1]:

@@ -7,6 +7,7 @@ from django.utils.html import escape
 
 from sessions_app import providers, services
 from sessions_app.models import WhatsAppSession
+from tests.support.factories import gateway_session
 
 pytestmark = pytest.mark.django_db
 
@@ -59,20 +60,7 @@ def test_a_bad_form_is_shown_again_with_each_error_beside_its_field(cast, client
 
 
 def test_settings_save_keep_unchanged_secrets_and_delete_needs_the_name(cast, client):
-    session = services.session_create(
-        organization=cast.org_a,
-        actor=cast.admin,
-        data={
-            "name": "Gateway",
-            "provider": "gowa",
-            "credentials": {
-                "server_url": "http://127.0.0.1:9",
-                "username": "u",
-                "password": "kept-password",
-                "webhook_secret": "a-real-secret-1",
-            },
-        },
-    )
+    session = gateway_session(cast, "gowa")
     client.force_login(cast.admin)
     page = f"/o/acme/sessions/{session.uuid}/"
     assert "kept-password" not in client.get(page).content.decode()

@@ -23,6 +23,7 @@ from django.utils import timezone
 from crm import events as bus
 from sessions_app import queue, services
 from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
+from tests.support.factories import gateway_session
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,19 +102,7 @@ def test_a_signed_body_nested_too_deeply_is_kept_as_invalid_and_refused(cast, po
 def test_a_truncated_evolution_body_is_stored_without_the_secrets_in_it(cast, post):
     """Evolution puts the instance's token in its bodies (``apikey``): a body cut short, which
     cannot be parsed to drop that key, is stored with every secret cut out of its text."""
-    session = services.session_create(
-        organization=cast.org_a,
-        actor=cast.admin,
-        data={
-            "name": "Gateway",
-            "provider": "evolution",
-            "credentials": {
-                "server_url": "http://127.0.0.1:9",
-                "api_key": "GLOBAL-canary-7d31",
-                "instance_name": "shop",
-            },
-        },
-    )
+    session = gateway_session(cast, "evolution", api_key="GLOBAL-canary-7d31")
     secret = services.webhook_secret_of(session)
     bodies = [
         b'{"event":"messages.upsert","instance":"shop","apikey":"INSTANCE-canary-5e2a","data":{"ke',

@@ -140,6 +140,31 @@ def an_import(cast: Cast) -> ImportJob:
 # --- sessions_app: WhatsApp sessions ------------------------------------------------------------
 
 
+GATEWAY_CREDENTIALS = {  # gateways at an address where nothing listens: no call is made
+    "evolution": {"server_url": "http://127.0.0.1:9", "api_key": "k", "instance_name": "shop"},
+    "gowa": {
+        "server_url": "http://127.0.0.1:9",
+        "username": "u",
+        "password": "kept-password",
+        "webhook_secret": "a-real-secret-1",
+    },
+}
+
+
+def gateway_session(cast: Cast, provider: str, **credentials: str) -> WhatsAppSession:
+    """A session named "Gateway" of org A on a linked-device gateway (``GATEWAY_CREDENTIALS``,
+    with ``credentials`` replacing some)."""
+    return session_services.session_create(
+        organization=cast.org_a,
+        actor=cast.admin,
+        data={
+            "name": "Gateway",
+            "provider": provider,
+            "credentials": {**GATEWAY_CREDENTIALS[provider], **credentials},
+        },
+    )
+
+
 @sweep_factory(WhatsAppSession)
 def a_session(cast: Cast) -> WhatsAppSession:
     return session_services.session_create(
