@@ -12,7 +12,7 @@
  *   data-too-large (the server refuses it anyway: this spares the wait).
  * - Colours people chose (a tag's, a session's): data-colour="#rrggbb" becomes the element's --colour
  *   custom property, for its CSS to use. Set through the CSSOM, which the Content-Security-Policy
- *   allows, where a style="" attribute would be refused; again on whatever htmx swaps in.
+ *   allows, where a style="" attribute would be refused; again on whatever is inserted later.
  */
 (function () {
   "use strict";
@@ -171,12 +171,18 @@
     });
   }
 
-  document.addEventListener("htmx:load", function (event) {
-    paintColours(event.detail && event.detail.elt);
+  // Whatever is inserted later (htmx swaps, rows a script adds) is painted in the same task,
+  // before it is ever drawn: htmx's own htmx:load comes a settle delay later, and a chip showed
+  // the default colour until then.
+  var painter = new MutationObserver(function (records) {
+    records.forEach(function (record) {
+      record.addedNodes.forEach(paintColours);
+    });
   });
 
   function start() {
     paintColours(document);
+    painter.observe(document.body, { childList: true, subtree: true });
     var slug = document.body && document.body.getAttribute("data-org-slug");
     if (slug && "WebSocket" in window) connect(slug);
   }
