@@ -285,6 +285,11 @@ class TenantAPIMixin:
     def get_queryset(self) -> QuerySet:
         return scoped(self.base_queryset(), self.request.organization)
 
+    def read_back(self, obj) -> dict:
+        """``obj`` as this view lists it, read again through ``get_queryset`` (annotations such
+        as counts included), in ``serializer_class``'s shape: for answers to writes."""
+        return self.get_serializer_class()(self.get_queryset().get(pk=obj.pk)).data
+
 
 def _valid_id(value) -> bool:
     text = str(value)

@@ -276,7 +276,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         contact = services.contact_create(
             organization=request.organization, data=data.validated_data, actor=request.user
         )
-        return Response(self._read(contact), status=status.HTTP_201_CREATED)
+        return Response(self.read_back(contact), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ContactWriteSerializer, responses=ContactSerializer)
     def partial_update(self, request, pk=None):
@@ -288,7 +288,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
             data=data.validated_data,
             actor=request.user,
         )
-        return Response(self._read(contact))
+        return Response(self.read_back(contact))
 
     def update(self, request, *args, **kwargs):
         return self.partial_update(request, *args, **kwargs)
@@ -297,11 +297,6 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         services.contact_delete(
             organization=self.request.organization, contact=instance, actor=self.request.user
         )
-
-    def _read(self, contact: Contact) -> dict:
-        return ContactSerializer(
-            _contact_queryset(scoped(Contact, self.request.organization)).get(pk=contact.pk)
-        ).data
 
     @extend_schema(request=MergeSerializer, responses=ContactSerializer)
     @action(detail=True, methods=["post"])
@@ -320,7 +315,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
             other=other,
             actor=request.user,
         )
-        return Response(self._read(contact))
+        return Response(self.read_back(contact))
 
     @extend_schema(request=EraseSerializer, responses={204: None})
     @action(detail=True, methods=["post"])
@@ -346,7 +341,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
             contact=self.get_object(),
             source=data.validated_data["source"],
         )
-        return Response(self._read(contact))
+        return Response(self.read_back(contact))
 
     @extend_schema(request=None, responses=ContactSerializer)
     @action(detail=True, methods=["post"], url_path="opt-in")
@@ -355,7 +350,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         contact = services.contact_opt_in(
             organization=request.organization, contact=self.get_object()
         )
-        return Response(self._read(contact))
+        return Response(self.read_back(contact))
 
 
 def _contact_of(request, contact_id: int) -> Contact:
@@ -444,7 +439,7 @@ class TagViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         if "name" not in data.validated_data:
             raise ValidationError({"name": ["This field is required."]})
         tag = services.tag_create(organization=request.organization, **data.validated_data)
-        return Response(self._read(tag), status=status.HTTP_201_CREATED)
+        return Response(self.read_back(tag), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=TagWriteSerializer, responses=TagSerializer)
     def partial_update(self, request, pk=None):
@@ -453,11 +448,7 @@ class TagViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         tag = services.tag_update(
             organization=request.organization, tag=self.get_object(), **data.validated_data
         )
-        return Response(self._read(tag))
-
-    def _read(self, tag: Tag) -> dict:
-        """The tag as a list shows it, its count included."""
-        return TagSerializer(self.get_queryset().get(pk=tag.pk)).data
+        return Response(self.read_back(tag))
 
     def perform_destroy(self, instance):
         services.tag_delete(organization=self.request.organization, tag=instance)
@@ -478,7 +469,7 @@ class GroupViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         if "name" not in data.validated_data:
             raise ValidationError({"name": ["This field is required."]})
         group = services.group_create(organization=request.organization, **data.validated_data)
-        return Response(self._read(group), status=status.HTTP_201_CREATED)
+        return Response(self.read_back(group), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=GroupWriteSerializer, responses=GroupSerializer)
     def partial_update(self, request, pk=None):
@@ -487,11 +478,7 @@ class GroupViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         group = services.group_update(
             organization=request.organization, group=self.get_object(), **data.validated_data
         )
-        return Response(self._read(group))
-
-    def _read(self, group: ContactGroup) -> dict:
-        """The group as a list shows it, its count included."""
-        return GroupSerializer(self.get_queryset().get(pk=group.pk)).data
+        return Response(self.read_back(group))
 
     def perform_destroy(self, instance):
         services.group_delete(organization=self.request.organization, group=instance)
