@@ -193,14 +193,13 @@ def xlsx_chunks(
     characters other than tab and line breaks) are dropped."""
     workbook = Workbook(write_only=True)
     worksheet = workbook.create_sheet(sheet)
-    widths: list[int] = []
     with tempfile.TemporaryFile() as file:
-        for row in rows:
+        for number, row in enumerate(rows):
+            if number == 0:  # the header: widths must be set before the first row is written
+                for index, value in enumerate(row, start=1):
+                    width = max(12, min(40, len(str(value)) + 4))
+                    worksheet.column_dimensions[get_column_letter(index)].width = width
             worksheet.append([_text_cell(worksheet, value) for value in row])
-            if not widths:
-                widths = [max(12, min(40, len(str(value)) + 4)) for value in row]
-        for index, width in enumerate(widths, start=1):
-            worksheet.column_dimensions[get_column_letter(index)].width = width
         workbook.save(file)
         file.seek(0)
         while chunk := file.read(chunk_size):

@@ -251,6 +251,9 @@ def test_the_xlsx_export_types_every_cell_as_text_and_holds_no_formula(cast, api
     with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         xml = archive.read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in xml and "<f " not in xml  # nothing a spreadsheet would compute
+    # columns wide enough to read their header, not the spreadsheet's narrow default
+    assert sheet.column_dimensions["A"].width == 12
+    assert sheet.column_dimensions["B"].width == len("notify_name") + 4
 
 
 def test_the_dashboard_offers_both_formats_with_the_list_filters(cast, client):
