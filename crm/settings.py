@@ -133,7 +133,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task a killed worker had claimed comes back after the visibility timeout; so does any task
+# still running or waiting (a countdown) past it. Hence every task's time limit is below it and
+# every countdown under half of it (``PARLEY_MAX_COUNTDOWN``; longer waits live in the database,
+# picked up by beat). Tasks that run longer (imports, bulk actions) claim their job in the
+# database, so a redelivered copy finds it taken and returns.
+PARLEY_VISIBILITY_TIMEOUT = env_int("PARLEY_VISIBILITY_TIMEOUT", 60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": PARLEY_VISIBILITY_TIMEOUT}
+CELERY_TASK_TIME_LIMIT = PARLEY_VISIBILITY_TIMEOUT - 5
+CELERY_TASK_SOFT_TIME_LIMIT = PARLEY_VISIBILITY_TIMEOUT - 10
+PARLEY_MAX_COUNTDOWN = PARLEY_VISIBILITY_TIMEOUT // 2 - 5  # seconds
+PARLEY_LONG_TASK_TIME_LIMIT = env_int("PARLEY_LONG_TASK_TIME_LIMIT", 3600)
 if CELERY_BROKER_URL.startswith("memory://"):
     # The in-process broker is polled (default: every second); a task queued by a request in
     # embedded mode should start at once.

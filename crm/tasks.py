@@ -16,6 +16,7 @@ def heartbeat(self) -> None:
     """Record that a worker ran a beat-scheduled task (shown by /readyz and show_stats).
 
     One row per worker node (``celery@host``, ``embedded@host``): the name says which one ran it.
+    Safe to redeliver: a second beat only moves the time forward.
     """
     hostname = (self.request.hostname or socket.gethostname())[:200]
     updated = WorkerHeartbeat.objects.filter(hostname=hostname).update(
@@ -29,7 +30,8 @@ def heartbeat(self) -> None:
 
 @shared_task(ignore_result=True)
 def live_ping(organization_id: int, text: str) -> None:
-    """Push a message to an organization's open dashboards from a worker (used by tests and ops)."""
+    """Push a message to an organization's open dashboards from a worker (used by tests and ops).
+    Safe to redeliver: a repeated ping is harmless."""
     from crm.live import org_group, push_now
 
     push_now(org_group(organization_id), "ping", {"text": text})

@@ -2,10 +2,14 @@
 (``crm/events.py``), pushed to ``/ws/o/<org>/inbox/`` (``messaging.consumers.InboxConsumer``).
 
 Frames carry what the page shows, serialized as the API does, so an open inbox renders them
-without fetching anything: a new, sent, edited or deleted message or a reaction with its chat's
-row (``messages`` and ``chats``); a delivery status as small rows (a thousand receipts come in
-one webhook); a chat's new read state, status, assignee or archive (``chats``); a private note;
-who is viewing a chat (``presence``); a history sync's progress, one frame per batch, never its messages. A frame
+without fetching anything. ``inbox.update`` is what ingest applied or the outbox sent, one frame
+per organization per drained batch (``messages.applied``, coalesced by the drainer): new, sent,
+edited or deleted messages and reactions, serialized (``messages``; ``received``: the ids of the
+new incoming ones), delivery statuses as small rows (``statuses``; a thousand receipts come in one
+webhook) and the rows of the chats those messages are in (``chats``); every part names its chat.
+It is built with a constant number of queries, whatever the batch holds. Also: a chat's new read
+state, status, assignee or archive (``chat.changed``); a private note; who is viewing a chat
+(``presence``); a history sync's progress, one frame per batch, never its messages. A frame
 about more than ``FULL`` messages carries their ids only (``"partial": true``): the page reloads
 what it shows.
 """
@@ -51,66 +55,77 @@ def chat_rows(organization: Organization, chat_ids) -> list[dict]:
     return ChatSerializer(chats, many=True, context=context).data
 
 
-def _messages_frame(event: str):
-    def handler(*, organization_id: int, message_ids: list[int], **_payload) -> None:
-        from messaging.api_chats import MessageSerializer, messages_queryset
+UPDATE = "inbox.update"
 
-        organization = Organization(pk=organization_id)
-        if len(message_ids) > FULL:
-            rows = (
+
+def _update(
+    organization_id: int,
+    *,
+    full: list[int],
+    received: list[int] = (),
+    statuses: list[int] = (),
+) -> None:
+    """One ``inbox.update`` frame: ``full`` messages serialized (ids only past ``FULL``) with
+    their chats' rows, ``statuses`` as small rows. Six queries at most."""
+    from messaging.api_chats import MessageSerializer, messages_queryset
+
+    organization = Organization(pk=organization_id)
+    data: dict = {"messages": [], "received": [], "statuses": [], "chats": []}
+    if full:
+        if len(full) > FULL:
+            rows = list(
                 scoped(Message, organization)
-                .filter(pk__in=message_ids)
-                .values_list("uuid", "chat__uuid", "chat_id")
+                .filter(pk__in=full)
+                .order_by("timestamp", "id")
+                .values_list("pk", "uuid", "chat__uuid", "chat_id")
             )
-            _push(
-                organization_id,
-                event,
-                {
-                    "partial": True,
-                    "messages": [{"id": str(m), "chat": str(c)} for m, c, _pk in rows],
-                    "chats": chat_rows(organization, {pk for _m, _c, pk in rows}),
-                },
+            data["partial"] = True
+            data["messages"] = [{"id": str(m), "chat": str(c)} for _pk, m, c, _chat in rows]
+            chat_ids = {chat for _pk, _m, _c, chat in rows}
+            uuids = {pk: str(m) for pk, m, _c, _chat in rows}
+        else:
+            messages = list(
+                messages_queryset(scoped(Message, organization).filter(pk__in=full)).order_by(
+                    "timestamp", "id"
+                )
             )
-            return
-        messages = list(
-            messages_queryset(scoped(Message, organization).filter(pk__in=message_ids)).order_by(
-                "timestamp", "id"
-            )
-        )
-        _push(
-            organization_id,
-            event,
+            data["messages"] = MessageSerializer(messages, many=True).data
+            chat_ids = {m.chat_id for m in messages}
+            uuids = {m.pk: str(m.uuid) for m in messages}
+        data["received"] = [uuids[pk] for pk in received if pk in uuids]
+        data["chats"] = chat_rows(organization, chat_ids)
+    if statuses:
+        data["statuses"] = [
             {
-                "messages": MessageSerializer(messages, many=True).data,
-                "chats": chat_rows(organization, {m.chat_id for m in messages}),
-            },
-        )
+                "id": str(message),
+                "chat": str(chat),
+                "status": status,
+                "error": {"code": code, "message": text} if code else None,
+            }
+            for message, chat, status, code, text in scoped(Message, organization)
+            .filter(pk__in=statuses)
+            .values_list("uuid", "chat__uuid", "status", "error_code", "error_text")
+        ]
+    if data["messages"] or data["statuses"]:
+        _push(organization_id, UPDATE, data)
 
-    return handler
+
+def _applied(
+    *,
+    organization_id: int,
+    live: list[int],
+    received: list[int],
+    statuses: list[int],
+    reactions: list[int],
+    changed: list[int],
+    **_payload,
+) -> None:
+    full = list(dict.fromkeys([*live, *reactions, *changed]))
+    _update(organization_id, full=full, received=received, statuses=statuses)
 
 
-def _statuses(*, organization_id: int, message_ids: list[int], **_payload) -> None:
-    """Receipts: the ticks, small rows (a webhook may carry a thousand)."""
-    rows = (
-        scoped(Message, Organization(pk=organization_id))
-        .filter(pk__in=message_ids)
-        .values_list("uuid", "chat__uuid", "status", "error_code", "error_text")
-    )
-    _push(
-        organization_id,
-        ingest.STATUS_CHANGED,
-        {
-            "messages": [
-                {
-                    "id": str(message),
-                    "chat": str(chat),
-                    "status": status,
-                    "error": {"code": code, "message": text} if code else None,
-                }
-                for message, chat, status, code, text in rows
-            ]
-        },
-    )
+def _sent(*, organization_id: int, message_ids: list[int], **_payload) -> None:
+    _update(organization_id, full=message_ids)
 
 
 def _chats_changed(*, organization_id: int, chat_ids: list[int], **_payload) -> None:
@@ -153,11 +168,8 @@ def subscribe() -> None:
 
 
 _HANDLERS = {
-    **{
-        event: _messages_frame(event)
-        for event in (ingest.RECEIVED, ingest.REACTED, ingest.CHANGED, outbox.SENT)
-    },
-    ingest.STATUS_CHANGED: _statuses,
+    ingest.APPLIED: _applied,
+    outbox.SENT: _sent,
     chat_services.CHAT_CHANGED: _chats_changed,
     inbox.NOTE_ADDED: _note_added,
     ingest.HISTORY_PROGRESS: _history_progress,

@@ -1,34 +1,51 @@
-"""Background work of sessions: thin wrappers that call a service."""
+"""Background work of sessions: thin wrappers that call a service.
+
+Every task here is safe to run twice (a broker redelivers a task a killed worker had claimed,
+after ``visibility_timeout``): each says why in its docstring.
+"""
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
+
+DRAIN_BUDGET = 20.0  # seconds a drain task works before it hands over to a fresh one
 
 
 @shared_task(ignore_result=True)
 def drain_webhooks() -> int:
-    """Apply pending inbound webhooks (kicked after inserts; also the beat sweep)."""
-    from sessions_app.queue import drain, next_due_in, replay_waiting
+    """Apply pending inbound webhooks (kicked after inserts, single-flight; also the beat
+    sweep). Safe to redeliver: rows are claimed in the database (``SKIP LOCKED`` and a drain
+    lock per session), so a second copy takes other rows or none. Works at most
+    ``DRAIN_BUDGET`` seconds, then queues a successor, well inside the time limit."""
+    from sessions_app.queue import BATCH, drain, kick, next_due_in, replay_waiting
 
+    kick.started()
+    deadline = time.monotonic() + DRAIN_BUDGET
     handled = 0
     while True:
-        batch = drain()
+        batch = drain(limit=BATCH)
         handled += batch
-        if batch < 200:
+        if batch < BATCH:
             break
+        if time.monotonic() > deadline:
+            kick()  # more to do: a fresh task carries on
+            return handled
     replay_waiting()
     # Rows held back a moment (the simulator's phone reads a message 3 s later): come back then,
     # rather than wait for the beat's sweep. Short countdowns only; the sweep covers the rest.
     due_in = next_due_in()
-    if due_in is not None and due_in <= 60:
-        drain_webhooks.apply_async(countdown=max(0.05, due_in))
+    if due_in:  # 0: due rows another drainer holds; it carries on with them
+        kick.at(due_in)
     return handled
 
 
 @shared_task(ignore_result=True)
 def sessions_tick() -> None:
     """Beat, every few seconds: due reconnects, QR codes that expired, and rows waiting in the
-    queue that no kick reached (a command run outside the server, a lost task)."""
+    queue that no kick reached (a command run outside the server, a lost task). Safe to
+    redeliver: each step claims its rows in the database."""
     from sessions_app.queue import drain, next_due_in
     from sessions_app.services import qr_expire, reconnect_due
 
@@ -40,7 +57,8 @@ def sessions_tick() -> None:
 
 @shared_task(ignore_result=True)
 def sessions_check() -> int:
-    """Beat: ask each connected session's provider how it really is."""
+    """Beat: ask each connected session's provider how it really is. Safe to redeliver: it
+    only reads the provider's state and records it."""
     from sessions_app.services import sessions_check_all
 
     return sessions_check_all()

@@ -378,13 +378,11 @@ def _record_sent(message: Message, provider_message_id: str, now: dt.datetime) -
                 _take_over_echo(message, provider_message_id, now)
                 applied = ingest.Applied()
                 ingest.message_identified(message.session, provider_message_id, applied)
-                transaction.on_commit(
-                    lambda: bus.publish(
-                        SENT,
-                        organization_id=message.organization_id,
-                        session_id=message.session_id,
-                        message_ids=[message.pk],
-                    )
+                bus.publish_on_commit(
+                    SENT,
+                    organization_id=message.organization_id,
+                    session_id=message.session_id,
+                    message_ids=[message.pk],
                 )
             return
         except IntegrityError:  # the echo was being stored as we wrote: it is visible now

@@ -772,13 +772,16 @@
   }
 
   function handle(event, data) {
-    if (event === "message.received" || event === "message.sent" || event === "message.reaction" || event === "message.changed") {
+    if (event === "inbox.update") {
+      // What ingest applied or the outbox sent, one frame per batch: messages (ids only when
+      // "partial"), the ids of the new incoming ones, delivery statuses, the chats' rows.
+      var received = new Set(data.received || []);
       var incoming = {};
       (data.messages || []).forEach(function (m) {
-        if (event === "message.received") incoming[m.chat] = (incoming[m.chat] || 0) + 1;
+        if (received.has(m.id)) incoming[m.chat] = (incoming[m.chat] || 0) + 1;
       });
-      (data.chats || []).forEach(function (chat) { update(chat, event === "message.received" ? incoming[chat.id] || 0 : undefined); });
-      if (!state.searching) renderList();
+      (data.chats || []).forEach(function (chat) { update(chat, incoming[chat.id]); });
+      if ((data.chats || []).length && !state.searching) renderList();
       var open = state.open;
       var mine = open ? (data.messages || []).filter(function (m) { return m.chat === open.id; }) : [];
       if (mine.length && !state.newer) {
@@ -787,12 +790,12 @@
         } else {
           mine.forEach(function (m) { state.messages.set(m.id, m); });
           renderMessages("live");
-          if (event === "message.received" && config.canSend && !document.hidden) markRead();
+          var fresh = mine.some(function (m) { return received.has(m.id); });
+          if (fresh && config.canSend && !document.hidden) markRead();
         }
       }
-      if (event === "message.received") notify(data);
-    } else if (event === "message.status") {
-      (data.messages || []).forEach(function (row) {
+      if (received.size) notify(data, received);
+      (data.statuses || []).forEach(function (row) {
         var m = state.messages.get(row.id);
         if (!m) return;
         m.status = row.status;
@@ -817,8 +820,9 @@
   }
 
   // Notifications: a new message in a chat assigned to you, when you are not looking at it.
-  function notify(data) {
+  function notify(data, received) {
     (data.messages || []).forEach(function (m) {
+      if (!received.has(m.id)) return;
       var chat = (data.chats || []).filter(function (c) { return c.id === m.chat; })[0];
       if (!chat || chat.assignee !== config.me || m.direction !== "in") return;
       if (!document.hidden && state.open && state.open.id === chat.id) return;

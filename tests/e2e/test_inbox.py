@@ -49,7 +49,7 @@ def _said(session, *texts, phone=PHONE, name="Reem Haddad", start=None, history=
         ingest.handle(
             organization_id=session.organization_id,
             session_id=session.pk,
-            webhook_event_id=0,
+            webhook_event_ids=[0],
             events=[
                 ev.MessageUpserted(
                     provider_message_id=f"IN-{phone}-{n}-{start.timestamp()}",
@@ -456,10 +456,10 @@ def test_after_its_socket_drops_the_inbox_reconnects_and_catches_up(
     passing[0] = False
     said(session, "Anyone there?", phone="85291234567", name="Mei Ling Chan")
     for _ in range(40):
-        if any("message.received" in str(frame) for frame in dropped):
+        if any("inbox.update" in str(frame) for frame in dropped):
             break
         page.wait_for_timeout(250)
-    assert any("message.received" in str(frame) for frame in dropped)
+    assert any("inbox.update" in str(frame) for frame in dropped)
     assert page.locator(".chat-row", has_text="Mei Ling Chan").count() == 0
     connections_made[0].close(code=1001, reason="network lost")
     page.wait_for_function("document.getElementById('inbox').dataset.live === 'off'")

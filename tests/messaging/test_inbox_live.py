@@ -48,7 +48,7 @@ def apply(session, *events):
         ingest.handle(
             organization_id=session.organization_id,
             session_id=session.pk,
-            webhook_event_id=0,
+            webhook_event_ids=[0],
             events=list(events),
         )
 
@@ -75,13 +75,14 @@ def test_a_new_message_and_its_receipts_reach_an_open_inbox(asgi_server, cast):
     with socket(asgi_server, "/ws/o/acme/inbox/", cast.viewer) as inbox:
         listening(inbox, cast.org_a.pk)
         apply(session, hello)
-        received = frames(inbox, "message.received")[-1]["data"]
+        received = frames(inbox, "inbox.update")[-1]["data"]
         apply(session, ours)
         apply(
             session,
             ev.MessageStatusChanged(provider_message_id="OUT1", status="read", timestamp=T0),
         )
-        status = frames(inbox, "message.status")[-1]["data"]["messages"]
+        frames(inbox, "inbox.update")  # our message, sent
+        status = frames(inbox, "inbox.update")[-1]["data"]["statuses"]
         history = [
             ev.MessageUpserted(
                 provider_message_id=f"H{n}",
@@ -106,6 +107,7 @@ def test_a_new_message_and_its_receipts_reach_an_open_inbox(asgi_server, cast):
         "in",
         "Hello?",
     )
+    assert received["received"] == [str(message.uuid)]  # new and incoming: counts as unread
     [row] = received["chats"]
     assert (row["id"], row["title"], row["unread_count"]) == (str(message.chat.uuid), "Ann", 1)
     assert row["last_message"]["preview"] == "Hello?"
@@ -162,7 +164,7 @@ def test_an_edit_and_a_deletion_reach_an_open_inbox(asgi_server, cast):
                 timestamp=T0 + dt.timedelta(minutes=1),
             ),
         )
-        edited = frames(inbox, "message.changed")[-1]["data"]["messages"]
+        edited = frames(inbox, "inbox.update")[-1]["data"]["messages"]
         apply(
             session,
             ev.MessageRevoked(
@@ -171,7 +173,7 @@ def test_an_edit_and_a_deletion_reach_an_open_inbox(asgi_server, cast):
                 timestamp=T0 + dt.timedelta(minutes=2),
             ),
         )
-        revoked = frames(inbox, "message.changed")[-1]["data"]["messages"]
+        revoked = frames(inbox, "inbox.update")[-1]["data"]["messages"]
 
     assert edited[0]["body"] == "See you at 6" and edited[0]["edits"][0]["body"] == "See you at 5"
     assert revoked[0]["revoked_at"]

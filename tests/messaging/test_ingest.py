@@ -267,7 +267,7 @@ def test_history_is_stored_without_unread_counts_or_received_announcements(cast)
             ingest.handle(
                 organization_id=cast.org_a.pk,
                 session_id=session.pk,
-                webhook_event_id=0,
+                webhook_event_ids=[0],
                 events=[batch],
             )
     finally:
