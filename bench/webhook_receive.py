@@ -17,11 +17,16 @@ receives (its kicks wait in the broker, purged at the end).
    webhooks without Django's browser middleware) answering a trivial view (``bench/urls.py``)
    under the same load; median of 3 alternating runs. ``django_trivial`` is a trivial view
    through Django's whole middleware stack, for comparison.
-3. Drain: the stored rows applied by ``sessions_app.queue.drain`` in this process.
+3. Drain: the open loop's rows (the closed loop's are deleted first), one message each, applied
+   by ``sessions_app.queue.drain`` in this process (one drainer), with the inbox's live feed on:
+   a member's inbox socket is open on the server (signed in by its session cookie) and
+   subscribed, and every frame it receives is counted. Ceiling, same run: the same messages
+   translated and applied as one history batch (``messaging.ingest.apply``) to a second session.
 
 Prints ``RESULT webhook_receive value=<2xx/s> unit=req/s ceiling=<req/s> ratio=<r> p50_ms=<p>
 p99_ms=<p> non2xx=<n> rate=<r> django_trivial=<req/s>`` and
-``RESULT webhook_drain value=<events/s> unit=events/s``.
+``RESULT webhook_drain value=<events/s> unit=events/s ceiling=<events/s> ratio=<r> rows=<n>
+frames=<n> goal=1000``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,23 +68,29 @@ ENV = {
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "LOG_LEVEL": "WARNING",
     "DEBUG": "false",  # as in production (the embedded default logs every query)
+    "CHANNEL_PREFIX": f"bench-webhooks-{uuid.uuid4().hex[:8]}",  # pub/sub spans databases
 }
 os.environ.update(ENV)
 
 
-def make_session():
+def make_session(name: str = "Bench", owner=None):
+    """A Cloud API session of the bench's organization (made with its owner the first time)."""
     import django
 
     django.setup()
-    from accounts.models import Organization
+    from accounts import services as accounts
+    from accounts.models import Organization, User
     from sessions_app import services
 
-    organization = Organization.objects.create(name="Bench", slug="bench", default_country="GB")
+    organization = Organization.objects.filter(slug="bench").first()
+    if organization is None:
+        owner = User.objects.create_user("owner@bench.example", "bench-password", name="Owner")
+        organization = accounts.organization_create(name="Bench", owner=owner, slug="bench")
     session = services.session_create(
         organization=organization,
         actor=None,
         data={
-            "name": "Bench",
+            "name": name,
             "provider": "cloud_api",
             "credentials": {
                 "phone_number_id": "1234567890",
@@ -89,6 +102,88 @@ def make_session():
         },
     )
     return session
+
+
+class InboxSocket:
+    """The owner's inbox socket, open in a thread of its own, counting the frames it receives."""
+
+    def __init__(self, port: int, organization) -> None:
+        from django.conf import settings
+        from django.test import Client
+
+        from accounts.models import User
+
+        client = Client()
+        client.force_login(User.objects.get(email="owner@bench.example"))
+        self.cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+        self.port, self.organization = port, organization
+        self.frames = 0
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> InboxSocket:
+        self.thread.start()
+        if not self.ready.wait(30):
+            raise SystemExit("the inbox socket never subscribed")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+    async def _run(self) -> None:
+        from django.conf import settings
+        from websockets.asyncio.client import connect
+
+        from crm.live import push_now
+        from messaging.live import inbox_group
+
+        cookie = self.cookie
+        base = f"http://127.0.0.1:{self.port}"
+        async with connect(
+            f"ws://127.0.0.1:{self.port}/ws/o/bench/inbox/",
+            additional_headers={
+                "Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}",
+                "Origin": base,
+            },
+            max_size=None,
+        ) as ws:
+            group = inbox_group(self.organization.pk)
+            while not self.ready.is_set():  # probes until one comes back: subscribed
+                await asyncio.to_thread(push_now, group, "bench.probe", {})
+                try:
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                    if frame["event"] == "bench.probe":
+                        self.ready.set()
+                except TimeoutError:
+                    continue
+            while not self.stop.is_set():
+                try:
+                    frame = json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                except TimeoutError:
+                    continue
+                self.frames += frame["event"] == "inbox.update"
+
+
+def history_ceiling(rows: list[str]) -> float:
+    """The same messages translated and applied as one history batch to a second session, in
+    one transaction: events a second."""
+    from django.db import transaction
+
+    from messaging import ingest
+    from sessions_app.providers import events as ev
+    from sessions_app.services import provider_for
+
+    session = make_session("Ceiling")
+    provider = provider_for(session)
+    started = time.perf_counter()
+    messages = []
+    for raw in rows:
+        messages.extend(provider.translate(json.loads(raw)))
+    with transaction.atomic():
+        ingest.apply(session, [ev.HistoryBatch(messages=messages, progress=100)])
+    return len(rows) / (time.perf_counter() - started)
 
 
 def body(n: int) -> bytes:
@@ -266,6 +361,7 @@ def main() -> None:
     server = start_uvicorn(port, env=ENV, workers=os.cpu_count() or 2)
     base = f"http://127.0.0.1:{port}"
     path = f"/webhooks/cloud_api/{session.uuid}/"
+    socket = None
     try:
         asyncio.run(open_loop(base + path, args.rate, WARMUP, 10_000_000))  # not counted
         before = WebhookEvent.objects.filter(session=session).count()
@@ -282,6 +378,7 @@ def main() -> None:
             f"{forged} forged refused, rows={rows}, p50={p50:.1f} ms, p99={p99:.1f} ms",
             file=sys.stderr,
         )
+        last_open = WebhookEvent.objects.order_by("-id").values_list("id", flat=True).first()
         with tempfile.TemporaryDirectory() as tmp:
             maxima, ceilings = [], []
             for round_ in range(3):  # alternating, median of 3
@@ -295,21 +392,32 @@ def main() -> None:
             )
         maximum, ceiling = statistics.median(maxima), statistics.median(ceilings)
         print(f"closed loop: webhooks {maxima}, trivial {ceilings} req/s", file=sys.stderr)
+
+        WebhookEvent.objects.filter(id__gt=last_open).delete()  # the closed loop's
+        pending = WebhookEvent.objects.filter(state="pending").count()
+        bodies = list(WebhookEvent.objects.filter(state="pending").values_list("body", flat=True))
+        from sessions_app.queue import drain
+
+        socket = InboxSocket(port, session.organization).__enter__()
+        started = time.perf_counter()
+        drained = 0
+        while True:
+            batch = drain(limit=1000, now=None)
+            if not batch:
+                break
+            drained += batch
+        elapsed = time.perf_counter() - started
+        assert drained == pending, (drained, pending)
+        from messaging.models import Message
+
+        applied = Message.objects.filter(session=session).count()
+        assert applied == pending, (applied, pending)
+        time.sleep(1)  # the last frames on their way
     finally:
+        if socket is not None:
+            socket.__exit__()
         stop(server)
-
-    pending = WebhookEvent.objects.filter(state="pending").count()
-    from sessions_app.queue import drain
-
-    started = time.perf_counter()
-    drained = 0
-    while True:
-        batch = drain(limit=1000, now=None)
-        if not batch:
-            break
-        drained += batch
-    elapsed = time.perf_counter() - started
-    assert drained == pending, (drained, pending)
+    drain_ceiling = history_ceiling(bodies)
     import redis
 
     redis.Redis.from_url(REDIS).flushdb()  # the paused drainer's kicks
@@ -318,7 +426,11 @@ def main() -> None:
         f"ratio={maximum / ceiling:.2f} p50_ms={p50:.1f} p99_ms={p99:.1f} non2xx={non2xx} "
         f"rate={args.rate} django_trivial={django_trivial:.0f}"
     )
-    print(f"RESULT webhook_drain value={drained / elapsed:.0f} unit=events/s rows={drained}")
+    rate = drained / elapsed
+    print(
+        f"RESULT webhook_drain value={rate:.0f} unit=events/s ceiling={drain_ceiling:.0f} "
+        f"ratio={rate / drain_ceiling:.2f} rows={drained} frames={socket.frames} goal=1000"
+    )
 
 
 if __name__ == "__main__":

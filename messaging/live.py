@@ -10,8 +10,8 @@ webhook) and the rows of the chats those messages are in (``chats``); every part
 It is built with a constant number of queries, whatever the batch holds. Also: a chat's new read
 state, status, assignee or archive (``chat.changed``); a private note; who is viewing a chat
 (``presence``); a history sync's progress, one frame per batch, never its messages. A frame
-about more than ``FULL`` messages carries their ids only (``"partial": true``): the page reloads
-what it shows.
+about more than ``FULL`` messages carries their ids and chats only, no chat rows (``"partial":
+true``): the page reloads what it shows.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ def _update(
                 .order_by("timestamp", "id")
                 .values_list("pk", "uuid", "chat__uuid", "chat_id")
             )
-            data["partial"] = True
+            data["partial"] = True  # the page reloads its list and the open chat
             data["messages"] = [{"id": str(m), "chat": str(c)} for _pk, m, c, _chat in rows]
-            chat_ids = {chat for _pk, _m, _c, chat in rows}
+            chat_ids = ()
             uuids = {pk: str(m) for pk, m, _c, _chat in rows}
         else:
             messages = list(
@@ -93,7 +93,7 @@ def _update(
             chat_ids = {m.chat_id for m in messages}
             uuids = {m.pk: str(m.uuid) for m in messages}
         data["received"] = [uuids[pk] for pk in received if pk in uuids]
-        data["chats"] = chat_rows(organization, chat_ids)
+        data["chats"] = chat_rows(organization, chat_ids) if chat_ids else []
     if statuses:
         data["statuses"] = [
             {

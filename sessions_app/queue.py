@@ -32,7 +32,7 @@ from crm import events as bus
 from crm.text import TooDeep, json_parsed
 from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
 from sessions_app.providers import events as ev
-from sessions_app.providers.base import Forged, InboundRequest, ProviderError
+from sessions_app.providers.base import Forged, InboundRequest
 
 logger = logging.getLogger(__name__)
 
@@ -379,21 +379,26 @@ def drain(*, limit: int = BATCH, now: dt.datetime | None = None) -> int:
 def _claim(limit: int, now: dt.datetime) -> list[WebhookEvent]:
     """Up to ``limit`` due pending rows, locked (``FOR UPDATE SKIP LOCKED``), of sessions whose
     drain lock this transaction holds (PostgreSQL: ``pg_try_advisory_xact_lock``; a session
-    another drainer holds is skipped, its rows left to that drainer). Sessions are taken oldest
-    row first, as many as ``limit`` rows need. SQLite has one writer and needs no lock."""
+    another drainer holds is skipped, its rows left to that drainer). Sessions are locked
+    before their rows are read, so a drainer never takes a session's later rows while another
+    applies its earlier ones. SQLite has one writer and needs no lock."""
     pending = WebhookEvent.objects.filter(state=WebhookState.PENDING, available_at__lte=now)
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(WebhookEvent._meta.db_table)
         with connection.cursor() as cursor:
+            # The sessions of the oldest ``limit`` due rows (an ordered scan of the pending
+            # index, never the whole backlog), oldest first, locked while their rows fit.
             cursor.execute(
-                f"WITH due AS (SELECT session_id, count(*) AS n, min(available_at) AS oldest "  # noqa: S608 - the name from the model
-                f"FROM {table} WHERE state = %s AND available_at <= %s GROUP BY session_id), "
+                f"WITH head AS (SELECT session_id, available_at FROM {table} "  # noqa: S608 - the name from the model
+                "WHERE state = %s AND available_at <= %s ORDER BY available_at, id LIMIT %s), "
+                "due AS (SELECT session_id, count(*) AS n, min(available_at) AS oldest "
+                "FROM head GROUP BY session_id), "
                 "ranked AS (SELECT session_id, coalesce(sum(n) OVER (ORDER BY oldest, session_id "
                 "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before FROM due) "
                 "SELECT session_id FROM ranked WHERE CASE WHEN before < %s THEN "
                 "pg_try_advisory_xact_lock(hashtextextended("
                 "'parley.drain:' || coalesce(session_id, 0)::text, 0)) ELSE false END",
-                [WebhookState.PENDING, now, limit],
+                [WebhookState.PENDING, now, limit, limit],
             )
             sessions = [row[0] for row in cursor.fetchall()]
         if not sessions:
@@ -402,11 +407,19 @@ def _claim(limit: int, now: dt.datetime) -> list[WebhookEvent]:
         if None in sessions:
             mine |= Q(session__isnull=True)
         pending = pending.filter(mine)
-    return list(
-        pending.select_for_update(skip_locked=True, of=("self",))
-        .select_related("session")
-        .order_by("available_at", "id")[:limit]
+    # Locked by id first (a narrow sort, whatever the backlog), then read whole.
+    ids = list(
+        pending.select_for_update(skip_locked=True)
+        .order_by("available_at", "id")
+        .values_list("id", flat=True)[:limit]
     )
+    if not ids:
+        return []
+    rows = list(WebhookEvent.objects.filter(pk__in=ids).order_by("available_at", "id"))
+    sessions = WhatsAppSession.objects.in_bulk({row.session_id for row in rows} - {None})
+    for row in rows:  # each session read once, not joined to every row
+        row.session = sessions.get(row.session_id)
+    return rows
 
 
 def _save(rows: list[WebhookEvent]) -> None:
@@ -519,7 +532,7 @@ def _translated(row: WebhookEvent, translators: _Translators) -> list | None:
     try:
         payload = json.loads(row.body)
         events = translators.of(session).translate(payload, suffix=row.suffix)
-    except (ValueError, ProviderError, KeyError, TypeError, AttributeError) as exc:
+    except Exception as exc:  # whatever a payload makes a translator raise: this row only
         row.state, row.error = WebhookState.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
         logger.warning("webhook %s could not be translated: %s", row.pk, row.error)
         return None

@@ -782,6 +782,10 @@
       });
       (data.chats || []).forEach(function (chat) { update(chat, incoming[chat.id]); });
       if ((data.chats || []).length && !state.searching) renderList();
+      if (data.partial) { // too many to carry: the list and the unread count, reloaded
+        if (!state.searching) loadChats();
+        refreshUnread();
+      }
       var open = state.open;
       var mine = open ? (data.messages || []).filter(function (m) { return m.chat === open.id; }) : [];
       if (mine.length && !state.newer) {

@@ -225,3 +225,50 @@ def _incoming(provider_id: str, body: str):
         body=body,
         sender=ev.Party(phone="85291234567", jid="85291234567@s.whatsapp.net", name="Ann"),
     )
+
+
+def _from(n: int, provider_id: str, body: str):
+    phone = f"8529{n:07d}"
+    return ev.MessageUpserted(
+        provider_message_id=provider_id,
+        chat_jid=f"{phone}@s.whatsapp.net",
+        from_me=False,
+        timestamp=T0 + dt.timedelta(seconds=n),
+        body=body,
+        sender=ev.Party(phone=phone, jid=f"{phone}@s.whatsapp.net", name=f"Person {n}"),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_becomes_one_frame_whose_queries_do_not_grow_with_it(cast):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from messaging import live
+
+    session = services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
+    )
+    pushed = []
+    sizes = {}
+    for size in (3, 60):
+        with transaction.atomic():
+            applied = ingest.apply(
+                session, [_from(n, f"S{size}-{n}", f"hello {n}") for n in range(size)]
+            )
+        with CaptureQueriesContext(connection) as queries:
+            live._update(cast.org_a.pk, full=applied.live, received=applied.received)
+        sizes[size] = len(queries)
+    original, live._push = live._push, lambda org, event, data: pushed.append((event, data))
+    try:
+        with transaction.atomic():
+            many = ingest.apply(session, [_from(n, f"P-{n}", "again") for n in range(150)])
+        live._update(cast.org_a.pk, full=many.live, received=many.received)
+    finally:
+        live._push = original
+
+    assert sizes[3] == sizes[60] <= 6  # 60 messages in 60 chats cost what 3 do
+    [(event, frame)] = pushed  # 150 messages: one frame, ids and chats only
+    assert event == "inbox.update" and frame["partial"] is True
+    assert len(frame["messages"]) == 150 and set(frame["messages"][0]) == {"id", "chat"}
+    assert frame["chats"] == [] and len(frame["received"]) == 150
