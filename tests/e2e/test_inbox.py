@@ -79,6 +79,53 @@ def open_inbox(page, organization, path="/o/acme/inbox/"):
     raise AssertionError("the inbox socket never received a frame")
 
 
+def fifty_within_a_second(session) -> None:
+    """Five customers write ten messages each, all within a second (the simulator's webhooks,
+    queued as the receiver queues them; the worker drains them)."""
+    for n in range(50):
+        simulation.simulate_inbound(
+            session=session,
+            phone=f"4479571800{n % 5:02d}",
+            text=f"Order {n}",
+            name=f"Buyer {n % 5}",
+        )
+
+
+def test_fifty_messages_in_a_second_each_reach_the_open_inbox_with_its_unread_count(
+    new_page, cast, password, session, celery_worker
+):
+    page = new_page()
+    sign_in(page, cast.agent, password)
+    open_inbox(page, cast.org_a)
+    page.evaluate("window.__samePage = true")
+
+    # When 50 messages from 5 customers arrive within a second
+    elsewhere(fifty_within_a_second, session)
+
+    # Then each conversation shows, unread 10, its newest message as the preview; the total is 50
+    for buyer in range(5):
+        row = page.locator(".chat-row", has_text=f"Buyer {buyer}")
+        row.wait_for(timeout=20_000)
+        page.wait_for_function(
+            "([name, n]) => [...document.querySelectorAll('.chat-row')].some(r =>"
+            " r.textContent.includes(name) && r.querySelector('[data-testid=unread]')"
+            " && r.querySelector('[data-testid=unread]').textContent === n)",
+            arg=[f"Buyer {buyer}", "10"],
+            timeout=20_000,
+        )
+        assert row.locator(".chat-preview").inner_text() == f"Order {45 + buyer}"
+    page.wait_for_function("document.title.startsWith('(50) ')", timeout=20_000)
+    assert Message.objects.filter(session=session).count() == 50
+    assert page.evaluate("window.__samePage") is True
+
+    # And opening one shows its ten, in order, with nothing missing
+    page.locator(".chat-row", has_text="Buyer 3").click()
+    page.locator(".msg.in", has_text="Order 48").wait_for()
+    shown = page.locator(".msg.in .msg-body, .msg.in").all_inner_texts()
+    for n in range(3, 50, 5):
+        assert any(f"Order {n}" in text for text in shown)
+
+
 def requests_after_load(page) -> list[str]:
     seen: list[str] = []
     page.on("request", lambda request: seen.append(request.url))
