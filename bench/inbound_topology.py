@@ -490,6 +490,7 @@ def main() -> None:
     args = parser.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # cleaned up as on Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where started in background
     run = uuid.uuid4().hex[:8]
     tmp = Path(tempfile.mkdtemp(prefix="parley-bench-topology-"))
     s3_port = free_port()
@@ -544,10 +545,13 @@ def main() -> None:
         sampler.stop()
         died = [p.name for p in (*workers, beat) if p.process.poll() is not None]
     finally:
+        for name in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut this short
+            signal.signal(name, signal.SIG_IGN)
         for process in reversed(processes):  # beat first: nothing new is queued while they stop
             stop(process)
         broker.flushdb()
         shutil.rmtree(tmp, ignore_errors=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     deadlock_count = deadlocks() - deadlocks_before  # after the backends ended: all counted
     pending, applied = sampler.counts()
