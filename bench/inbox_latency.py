@@ -226,16 +226,24 @@ class Http:
     from the idle ones or opened, and given back after its answer. General-purpose async clients
     spend more CPU per request than the servers under test can spare on 2 cores."""
 
+    IDLE = 2.0  # seconds a connection may wait unused (uvicorn closes idle ones after 5)
+
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The most recently used idle connection, unless the server may have closed it."""
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < self.IDLE and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
         """POST ``body`` and read the whole answer; returns its status."""
-        if self.idle:
-            reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+        reader, writer = await self._connection()
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         writer.write(
             (
@@ -245,7 +253,10 @@ class Http:
             + body
         )
         try:
-            status = int((await reader.readline()).split()[1])
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionResetError("the server closed the connection")
+            status = int(status_line.split()[1])
             length, chunked = 0, False
             while (line := await reader.readline()) not in (b"\r\n", b""):
                 name, _sep, value = line.decode("latin-1").partition(":")
@@ -263,11 +274,11 @@ class Http:
         except BaseException:
             writer.close()
             raise
-        self.idle.append((reader, writer))
+        self.idle.append((reader, writer, time.monotonic()))
         return status
 
     def close(self) -> None:
-        for _reader, writer in self.idle:
+        for _reader, writer, _since in self.idle:
             writer.close()
         self.idle.clear()
 
@@ -387,7 +398,7 @@ class Poster:
         record["started"] = time.perf_counter()
         try:
             record["status"] = await self.http.post(self.path, body, self.headers)
-        except OSError as error:
+        except (OSError, EOFError, ValueError) as error:  # counted as not answered 200
             record["status"] = f"{type(error).__name__}"
         record["answer"] = time.perf_counter()
 
@@ -445,7 +456,10 @@ async def sustained(args, poster: Poster, inbox: Inbox, group: str) -> tuple[lis
     async def ceiling_loop() -> None:
         while not done.is_set():
             if time.perf_counter() >= measured_from:
-                ceilings.append(await ceiling_sample(poster.http, inbox, group))
+                try:
+                    ceilings.append(await ceiling_sample(poster.http, inbox, group))
+                except (OSError, EOFError, TimeoutError) as error:
+                    print(f"a ceiling sample failed: {error!r}", file=sys.stderr)
             await asyncio.sleep(CEILING_EVERY)
 
     sampler = asyncio.create_task(ceiling_loop())
