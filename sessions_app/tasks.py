@@ -62,3 +62,15 @@ def sessions_check() -> int:
     from sessions_app.services import sessions_check_all
 
     return sessions_check_all()
+
+
+@shared_task(ignore_result=True)
+def prune_webhooks() -> int:
+    """Beat, hourly: delete the inbound queue's rows past their retention
+    (``sessions_app.retention``). Safe to run twice or to redeliver: it claims nothing and only
+    deletes rows no one writes any more, chosen afresh each time, so a second run deletes what
+    the first left (nothing, or what aged since) and a run killed midway lost only its current
+    batch's statement, rolled back."""
+    from sessions_app.retention import webhooks_prune
+
+    return webhooks_prune()
