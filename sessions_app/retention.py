@@ -14,6 +14,7 @@ is the same kind of delete on a schedule, so the two never conflict.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.conf import settings
 from django.db.models import Q
@@ -28,7 +29,9 @@ KEPT_FOR_INSPECTION = (WebhookState.FAILED, WebhookState.INVALID)
 BATCH = 5000
 
 
-def webhooks_prune(*, now: dt.datetime | None = None, batch: int = BATCH) -> int:
+def webhooks_prune(
+    *, now: dt.datetime | None = None, batch: int = BATCH, deadline: float | None = None
+) -> int:
     """Delete the webhook rows past their retention (see the module); returns how many went.
 
     Organizations are taken a retention value at a time (there are few distinct values), so the
@@ -37,7 +40,9 @@ def webhooks_prune(*, now: dt.datetime | None = None, batch: int = BATCH) -> int
     id … LIMIT batch)``), and outside a transaction each is its own, so no lock is held for long
     and the receivers and drainers inserting and updating other rows wait on none. The rows it
     deletes are ones nothing else writes (no drain claims them), and deleting them twice deletes
-    nothing, so running it again, or twice at once, is harmless."""
+    nothing, so running it again, or twice at once, is harmless. No batch starts after
+    ``deadline`` (a ``time.monotonic()`` value): a run stopped by it leaves the rest for the
+    next."""
     now = now or timezone.now()
     failed_days = settings.PARLEY_WEBHOOK_FAILED_RETENTION_DAYS
     values = set(
@@ -50,22 +55,28 @@ def webhooks_prune(*, now: dt.datetime | None = None, batch: int = BATCH) -> int
         owners = Q(
             organization__in=Organization.objects.filter(webhook_retention_days=days).values("pk")
         )
-        deleted += _delete_in_batches(owners, APPLIED, now - dt.timedelta(days=days), batch)
+        applied_until = now - dt.timedelta(days=days)
+        deleted += _delete_in_batches(owners, APPLIED, applied_until, batch, deadline)
         kept_until = now - dt.timedelta(days=max(days, failed_days))
-        deleted += _delete_in_batches(owners, KEPT_FOR_INSPECTION, kept_until, batch)
+        deleted += _delete_in_batches(owners, KEPT_FOR_INSPECTION, kept_until, batch, deadline)
     # Rows of no organization (none are stored so today; kept for older rows): the default.
     orphans = Q(organization__isnull=True)
-    deleted += _delete_in_batches(
-        orphans, APPLIED, now - dt.timedelta(days=WEBHOOK_RETENTION_DAYS), batch
-    )
+    applied_until = now - dt.timedelta(days=WEBHOOK_RETENTION_DAYS)
+    deleted += _delete_in_batches(orphans, APPLIED, applied_until, batch, deadline)
     kept_until = now - dt.timedelta(days=max(WEBHOOK_RETENTION_DAYS, failed_days))
-    deleted += _delete_in_batches(orphans, KEPT_FOR_INSPECTION, kept_until, batch)
+    deleted += _delete_in_batches(orphans, KEPT_FOR_INSPECTION, kept_until, batch, deadline)
     return deleted
 
 
-def _delete_in_batches(owners: Q, states: tuple[str, ...], before: dt.datetime, batch: int) -> int:
+def _delete_in_batches(
+    owners: Q,
+    states: tuple[str, ...],
+    before: dt.datetime,
+    batch: int,
+    deadline: float | None,
+) -> int:
     """Delete the rows of ``owners`` in ``states`` aged before ``before``, ``batch`` at a time,
-    until a batch comes up short."""
+    until a batch comes up short or ``deadline`` passes."""
     # Matches the webhook_event_prune index (state, organization, this expression), so each batch
     # reads only the rows it deletes.
     due = (
@@ -75,10 +86,11 @@ def _delete_in_batches(owners: Q, states: tuple[str, ...], before: dt.datetime, 
         .values("pk")
     )
     deleted = 0
-    while True:
+    while deadline is None or time.monotonic() < deadline:
         # WebhookEvent has no relations pointing at it and no delete signals, so this is one
         # DELETE statement, no SELECT before it.
         count = WebhookEvent.objects.filter(pk__in=due[:batch]).delete()[0]
         deleted += count
         if count < batch:
-            return deleted
+            break
+    return deleted

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 
 import pytest
 from django.conf import settings
@@ -192,6 +193,16 @@ def test_it_deletes_in_batches_until_none_are_left(session_a):
     applied = [sql for sql in deletes(ctx.captured_queries) if "'done'" in sql]
     assert all("LIMIT 2" in sql for sql in applied)
     assert len([sql for sql in applied if "IS NULL" not in sql]) == 3
+
+
+def test_no_batch_starts_after_the_deadline_and_the_next_run_finishes(session_a):
+    old = [row(session_a, WebhookState.DONE, days=8) for _ in range(3)]
+
+    stopped = webhooks_prune(now=NOW, batch=2, deadline=time.monotonic())
+    assert stopped == 0 and left(*old) == [True] * 3
+
+    assert webhooks_prune(now=NOW, batch=2, deadline=time.monotonic() + 60) == 3
+    assert left(*old) == [False] * 3
 
 
 def test_the_statements_do_not_grow_with_the_number_of_organizations(cast, session_a):
