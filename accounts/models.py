@@ -7,6 +7,7 @@ import zoneinfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -95,6 +96,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.display_name
 
 
+# How long an applied inbound webhook is kept (``sessions_app.retention``): the field's default,
+# and the retention of a row that has no organization.
+WEBHOOK_RETENTION_DAYS = 7
+WEBHOOK_RETENTION_DAYS_MAX = 365
+
+
 class Organization(models.Model):
     name = models.CharField(_("name"), max_length=120)
     slug = models.SlugField(_("slug"), max_length=60, unique=True)
@@ -108,12 +115,27 @@ class Organization(models.Model):
         validators=[validate_country],
         help_text=_("Numbers typed without a country code are read as this country's."),
     )
+    webhook_retention_days = models.PositiveSmallIntegerField(
+        _("days applied webhooks are kept"),
+        default=WEBHOOK_RETENTION_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(WEBHOOK_RETENTION_DAYS_MAX)],
+        help_text=_(
+            "Inbound webhooks are deleted this many days after they were applied. Failed and "
+            "unreadable ones are kept longer, for inspection."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = _("organization")
         verbose_name_plural = _("organizations")
         ordering = ["name"]
+        constraints = [  # 0 days would delete a webhook the moment it is applied
+            models.CheckConstraint(
+                condition=models.Q(webhook_retention_days__gte=1),
+                name="organization_webhook_retention_positive",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

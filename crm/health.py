@@ -1,4 +1,5 @@
-"""/healthz (the process answers) and /readyz (each dependency answers, with its latency)."""
+"""/healthz (the process answers) and /readyz (each dependency answers, with its latency; and, as
+information, the worker's heartbeat and the inbound queue's backlog)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,14 @@ def worker_status() -> dict:
     }
 
 
+def inbound_queue_status() -> dict:
+    """The inbound webhook queue's depth and the age of its oldest due row (capped counts: two
+    small index reads, whatever the backlog)."""
+    from sessions_app.selectors import webhook_backlog
+
+    return {"status": "ok", **webhook_backlog()}
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -99,10 +108,17 @@ def readyz(request: HttpRequest) -> JsonResponse:
         worker = worker_status()
     except Exception as exc:
         worker = {"status": "error", "error": type(exc).__name__}
+    try:
+        inbound_queue = inbound_queue_status()
+    except Exception as exc:
+        inbound_queue = {"status": "error", "error": type(exc).__name__}
     body = {
         "status": "ok" if ok else "error",
         "mode": settings.PARLEY_ENV,
         "checks": checks,
         "worker": worker,  # informational: workers scale to zero without making web unready
+        # Informational too: a backlog is work for the workers, not a reason to stop this
+        # process taking requests (which would only add to it).
+        "inbound_queue": inbound_queue,
     }
     return JsonResponse(body, status=200 if ok else 503)

@@ -165,6 +165,7 @@ CELERY_BEAT_SCHEDULE = {
     "sessions-tick": {"task": "sessions_app.tasks.sessions_tick", "schedule": 5.0},
     "sessions-check": {"task": "sessions_app.tasks.sessions_check", "schedule": 300.0},
     "messaging-outbox-tick": {"task": "messaging.tasks.outbox_tick", "schedule": 5.0},
+    "sessions-prune-webhooks": {"task": "sessions_app.tasks.prune_webhooks", "schedule": 3600.0},
 }
 
 # --- Storage -------------------------------------------------------------------------------------
@@ -312,6 +313,13 @@ META_APP_SECRET = env_str("META_APP_SECRET")
 META_VERIFY_TOKEN = env_str("META_VERIFY_TOKEN")
 # Webhook bodies can be large (a history sync): read up to this many bytes, refuse beyond.
 PARLEY_WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 64 * 1024 * 1024)
+# Failed and unreadable webhooks are kept this many days for inspection (applied ones: each
+# organization's webhook_retention_days; sessions_app/retention.py), never fewer than those.
+PARLEY_WEBHOOK_FAILED_RETENTION_DAYS = env_int("WEBHOOK_FAILED_RETENTION_DAYS", 30)
+if PARLEY_WEBHOOK_FAILED_RETENTION_DAYS < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("WEBHOOK_FAILED_RETENTION_DAYS must be at least 1.")
 
 # --- Security ------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

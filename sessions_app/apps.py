@@ -6,4 +6,6 @@ class SessionsAppConfig(AppConfig):
     verbose_name = "WhatsApp sessions"
 
     def ready(self) -> None:
-        import sessions_app.demo  # noqa: F401 - registers the demo step
+        # Registrations: the demo step and the show_stats section.
+        import sessions_app.demo
+        import sessions_app.stats  # noqa: F401

@@ -11,8 +11,8 @@ import uuid
 
 from django.conf import settings as conf
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -187,6 +187,14 @@ class WebhookEvent(models.Model):
                 fields=["available_at", "id"],
                 condition=Q(state="pending"),
                 name="webhook_event_pending",
+            ),
+            # Pruning (sessions_app.retention): an organization's rows in a state, by age; and
+            # the count of rows in a state (sessions_app.selectors.webhook_backlog).
+            models.Index(
+                F("state"),
+                F("organization"),
+                Coalesce("processed_at", "received_at"),
+                name="webhook_event_prune",
             ),
         ]
 

@@ -62,3 +62,24 @@ def sessions_check() -> int:
     from sessions_app.services import sessions_check_all
 
     return sessions_check_all()
+
+
+PRUNE_BUDGET = 20.0  # seconds a prune task deletes before it hands over to a fresh one
+
+
+@shared_task(ignore_result=True)
+def prune_webhooks() -> int:
+    """Beat, hourly: delete the inbound queue's rows past their retention
+    (``sessions_app.retention``). Safe to run twice or to redeliver: it claims nothing and
+    deletes, a batch per statement, only rows nothing writes any more, chosen afresh each time;
+    a second copy deletes what the first left (nothing, or what aged since), and a copy killed
+    midway loses its current statement, rolled back. Works at most ``PRUNE_BUDGET`` seconds (a
+    first run on a table never pruned has millions of rows to delete), then queues a successor,
+    well inside the time limit."""
+    from sessions_app.retention import webhooks_prune
+
+    deadline = time.monotonic() + PRUNE_BUDGET
+    deleted = webhooks_prune(deadline=deadline)
+    if time.monotonic() >= deadline:  # stopped for time, maybe with more to do: carry on
+        prune_webhooks.delay()
+    return deleted

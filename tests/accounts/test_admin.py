@@ -117,3 +117,30 @@ def test_every_project_model_names_its_plural_itself(model):
     # A model added later gets a plural someone wrote, not the default "s" appended.
     assert "verbose_name" in model._meta.original_attrs
     assert "verbose_name_plural" in model._meta.original_attrs
+
+
+def test_staff_set_an_organizations_webhook_retention_in_the_admin(cast, staff, client):
+    # Given staff on an organization's change form
+    client.force_login(staff)
+    url = reverse("admin:accounts_organization_change", args=[cast.org_a.pk])
+    page = client.get(url).content.decode()
+    assert 'name="webhook_retention_days" value="7"' in page
+
+    # When they keep its webhooks 30 days, then try 0
+    form = {
+        "name": cast.org_a.name,
+        "slug": cast.org_a.slug,
+        "timezone": cast.org_a.timezone,
+        "default_country": cast.org_a.default_country,
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    saved = client.post(url, {**form, "webhook_retention_days": "30"})
+    refused = client.post(url, {**form, "webhook_retention_days": "0"})
+
+    # Then 30 is kept and 0 refused
+    assert saved.status_code == 302
+    assert refused.status_code == 200
+    assert b"Ensure this value is greater than or equal to 1" in refused.content
+    cast.org_a.refresh_from_db()
+    assert cast.org_a.webhook_retention_days == 30

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts import services
 from accounts.models import AuditEvent, Invitation, Membership, Organization, User
 from crm.models import WorkerHeartbeat
+from sessions_app.models import WebhookEvent
 
 STRONG = "a brand new harbour lantern"
 
@@ -411,3 +412,31 @@ def test_it_seeds_with_the_default_password(db, client):
 
     password = out.strip().splitlines()[-1].rsplit(" / ", 1)[1]
     assert client.login(username="demo@parley.local", password=password)
+
+
+def test_it_shows_the_inbound_queue_backlog(cast):
+    # Given two webhooks waiting to be applied, the older due five minutes ago, and one waiting
+    due = timezone.now() - timedelta(minutes=5)
+    for n, state in enumerate(["pending", "pending", "waiting", "done"]):
+        WebhookEvent.objects.create(
+            organization=cast.org_a,
+            provider="simulator",
+            dedupe_key=f"k{n}",
+            state=state,
+            received_at=due,
+            available_at=due + timedelta(seconds=n),
+        )
+
+    stats = json.loads(run("show_stats", "--json"))
+    text = run("show_stats")
+
+    queue = stats["inbound_queue"]
+    assert (queue["pending"], queue["waiting"]) == (2, 1)
+    assert 300 <= queue["oldest_due_age_s"] < 360
+    assert "Inbound webhook queue" in text and "pending: 2" in text
+
+
+def test_it_shows_an_empty_inbound_queue(cast):
+    stats = json.loads(run("show_stats", "--json"))
+
+    assert stats["inbound_queue"] == {"pending": 0, "waiting": 0, "oldest_due_age_s": None}

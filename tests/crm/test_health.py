@@ -1,4 +1,5 @@
-"""/healthz and /readyz against the real test services, and a Redis that goes away."""
+"""/healthz and /readyz against the real test services, and a Redis that goes away; the inbound
+queue's backlog in /readyz, as information."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import shutil
 import socket
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
 import redis
+from django.utils import timezone
 
 from crm.celery import app
+from sessions_app.models import WebhookEvent
+from sessions_app.selectors import webhook_backlog
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +140,60 @@ def test_it_reports_a_missing_bucket_as_a_storage_error(client, settings, s3_sto
         "broker": "ok",
         "storage": "error",
     }
+
+
+def queued(cast, state: str, *, due_seconds_ago: float) -> WebhookEvent:
+    """A row of org A's inbound queue in ``state``, due that long ago (negative: later)."""
+    at = timezone.now() - timedelta(seconds=due_seconds_ago)
+    return WebhookEvent.objects.create(
+        organization=cast.org_a,
+        provider="simulator",
+        body="{}",
+        dedupe_key=f"{state}-{due_seconds_ago}",
+        state=state,
+        received_at=at,
+        available_at=at,
+    )
+
+
+def test_it_reports_an_empty_inbound_queue(client):
+    body = client.get("/readyz").json()
+
+    assert body["inbound_queue"] == {
+        "status": "ok",
+        "pending": 0,
+        "waiting": 0,
+        "oldest_due_age_s": None,
+        "counted_up_to": 10_000,
+    }
+
+
+def test_it_reports_the_inbound_backlog_as_information_not_as_unready(cast, client):
+    # Given a backlog: a row due 10 minutes ago, one due now, one held back, one waiting
+    queued(cast, "pending", due_seconds_ago=600)
+    queued(cast, "pending", due_seconds_ago=0)
+    queued(cast, "pending", due_seconds_ago=-60)
+    queued(cast, "waiting", due_seconds_ago=900)
+    queued(cast, "done", due_seconds_ago=3600)  # applied: not in the backlog
+
+    response = client.get("/readyz")
+
+    # Then it is counted and aged, and readyz still says ready
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "ok"
+    backlog = body["inbound_queue"]
+    assert (backlog["pending"], backlog["waiting"]) == (3, 1)
+    assert 600 <= backlog["oldest_due_age_s"] < 660
+
+
+def test_it_reads_the_backlog_in_two_queries_and_stops_counting_at_its_limit(
+    cast, django_assert_num_queries
+):
+    for n in range(3):
+        queued(cast, "pending", due_seconds_ago=n)
+
+    with django_assert_num_queries(2):
+        backlog = webhook_backlog(most=2)
+
+    assert backlog["pending"] == 2 and backlog["counted_up_to"] == 2
+    assert 2 <= backlog["oldest_due_age_s"] < 60  # the earliest, though the count stopped
