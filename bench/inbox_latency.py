@@ -121,9 +121,10 @@ class Worker:
     """``celery -A crm worker`` (threads pool), as tests/support/celery_worker.py starts it, on
     the bench's database and broker; its log is kept to count the drains it ran."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, pool: str = "prefork") -> None:
         self.nodename = f"bench-latency-{RUN}@localhost"
         self.concurrency = concurrency
+        self.pool = pool
         self.lines: list[tuple[float, str]] = []  # (time.time() read, line)
         self.ready = threading.Event()
         self.process: subprocess.Popen | None = None
@@ -136,7 +137,7 @@ class Worker:
                 "crm",
                 "worker",
                 "--pool",
-                "threads",
+                self.pool,
                 "--concurrency",
                 str(self.concurrency),
                 "--hostname",
@@ -689,6 +690,9 @@ def main() -> None:
     )
     parser.add_argument("--server-workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--pool", default="prefork", help="the worker's pool: prefork as docker/ runs it, or threads"
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if args.rate and args.burst > 1:
@@ -710,7 +714,7 @@ def main() -> None:
     server = worker = None
     try:
         server = start_uvicorn(port, env=ENV, workers=args.server_workers)
-        worker = Worker(args.worker_concurrency).start()
+        worker = Worker(args.worker_concurrency, args.pool).start()
         started = time.time()
         sent, ceilings, late, inbox, window = asyncio.run(
             measure(args, port, session, secret, cookie, organization.pk)
