@@ -691,7 +691,9 @@ def main() -> None:
     parser.add_argument("--server-workers", type=int, default=2)
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument(
-        "--pool", default="prefork", help="the worker's pool: prefork as docker/ runs it, or threads"
+        "--pool",
+        default="prefork",
+        help="the worker's pool: prefork as docker/ runs it, or threads",
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
