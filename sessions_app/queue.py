@@ -471,7 +471,13 @@ class _Translators:
 
         provider = self.built.get(session.pk)
         if provider is None:
-            self.built[session.pk] = provider = provider_for(session)
+            try:
+                provider = provider_for(session)
+            except Exception as exc:
+                provider = exc  # tried once per batch, not once per row
+            self.built[session.pk] = provider
+        if isinstance(provider, Exception):
+            raise provider
         return provider
 
 
@@ -530,8 +536,16 @@ def _translated(row: WebhookEvent, translators: _Translators) -> list | None:
         row.state, row.error = WebhookState.IGNORED, "no session"
         return None
     try:
+        provider = translators.of(session)
+    except Exception as exc:  # the install's fault (a secret key gone), not the row's: kept
+        row.attempts -= 1
+        row.available_at = timezone.now() + dt.timedelta(seconds=60)
+        row.error = f"the session's provider cannot be built: {type(exc).__name__}: {exc}"[:1000]
+        logger.error("webhook %s kept pending: %s", row.pk, row.error)
+        return None
+    try:
         payload = json.loads(row.body)
-        events = translators.of(session).translate(payload, suffix=row.suffix)
+        events = provider.translate(payload, suffix=row.suffix)
     except Exception as exc:  # whatever a payload makes a translator raise: this row only
         row.state, row.error = WebhookState.FAILED, f"{type(exc).__name__}: {exc}"[:1000]
         logger.warning("webhook %s could not be translated: %s", row.pk, row.error)

@@ -18,7 +18,7 @@ from crm import events as bus
 from messaging import ingest
 from messaging.models import Message, Reaction, WaitingEvent
 from sessions_app import queue, services
-from sessions_app.models import WebhookEvent, WebhookState
+from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
 from sessions_app.tasks import drain_webhooks
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the drainer's own commits and announcements
@@ -173,6 +173,19 @@ def test_a_malformed_row_fails_alone_and_keeps_its_reason(cast):
     failed = WebhookEvent.objects.get(state=WebhookState.FAILED)
     assert "BAD" in failed.body and failed.error
     assert WebhookEvent.objects.filter(state=WebhookState.DONE).count() == 999
+
+
+def test_rows_of_a_session_whose_credentials_cannot_be_read_wait_instead_of_failing(cast):
+    """A secret key gone from the install is its fault, not the rows': they are kept."""
+    session = desk(cast.org_a, cast.admin)
+    said(session, 1)
+    WhatsAppSession.objects.filter(pk=session.pk).update(credentials_encrypted="not-a-token")
+
+    queue.drain()
+
+    row = WebhookEvent.objects.get()
+    assert row.state == WebhookState.PENDING and row.attempts == 0
+    assert "cannot be built" in row.error and row.available_at > timezone.now()
 
 
 def test_a_row_its_subscriber_cannot_apply_is_retried_alone_while_the_rest_land(cast):
