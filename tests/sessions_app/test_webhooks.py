@@ -21,6 +21,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from crm import events as bus
+from messaging.models import Message
 from sessions_app import queue, services
 from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
 from tests.support.factories import gateway_session
@@ -239,6 +240,7 @@ sys.path.insert(0, {root!r})
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
 django.setup()
 from crm import events as bus
+from messaging.models import Message
 from sessions_app import queue
 
 def slow(**kwargs):
@@ -282,3 +284,8 @@ def test_a_killed_drainer_loses_nothing(cast, tmp_path, post):
     finally:
         bus.unsubscribe(queue.TOPIC, record)
     assert sorted(applied) == sorted(f"HOOK{n}" for n in range(10))
+    # Applied by ingest once each: what the killed drainer had written went with it
+    stored = list(
+        Message.objects.filter(session=session).values_list("provider_message_id", flat=True)
+    )
+    assert sorted(stored) == sorted(f"HOOK{n}" for n in range(10))
