@@ -474,7 +474,8 @@ class _Translators:
             try:
                 provider = provider_for(session)
             except Exception as exc:
-                provider = exc  # tried once per batch, not once per row
+                provider = exc  # tried once per batch, not once per row; said once too
+                logger.error("session %s: its provider cannot be built: %r", session.pk, exc)
             self.built[session.pk] = provider
         if isinstance(provider, Exception):
             raise provider
@@ -541,7 +542,6 @@ def _translated(row: WebhookEvent, translators: _Translators) -> list | None:
         row.attempts -= 1
         row.available_at = timezone.now() + dt.timedelta(seconds=60)
         row.error = f"the session's provider cannot be built: {type(exc).__name__}: {exc}"[:1000]
-        logger.error("webhook %s kept pending: %s", row.pk, row.error)
         return None
     try:
         payload = json.loads(row.body)
