@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import Model, OuterRef, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -213,18 +213,28 @@ def _active_owner_count(organization: Organization) -> int:
 
 def _actor_role(organization: Organization, actor: User, via_key: ApiKey | None = None) -> str:
     """What the actor may do here: their live role, and no more than the key they act through."""
-    role = (
+    role = _live_roles(organization=organization, user=actor).first() or ""
+    return _bounded_by_key(role, organization, via_key)
+
+
+def _live_roles(*, organization, user):
+    """The role of ``user``'s active membership of ``organization`` (a row or none); both may be
+    ``OuterRef``s (``api_key_authenticate`` reads it inside the key's query)."""
+    return (
         scoped(Membership, organization)
-        .filter(user=actor, is_active=True)
+        .filter(user=user, is_active=True)
+        .order_by()  # one row at most (membership_org_user_unique)
         .values_list("role", flat=True)
-        .first()
-        or ""
     )
-    if via_key is not None:
-        if via_key.organization_id != organization.pk or via_key.revoked_at is not None:
-            return ""
-        role = min(role, via_key.role, key=lambda r: ROLE_RANK.get(r, 0))
-    return role
+
+
+def _bounded_by_key(role: str, organization: Organization, via_key: ApiKey | None) -> str:
+    """``role`` (a member's live role), no more than the key it acts through allows."""
+    if via_key is None:
+        return role
+    if via_key.organization_id != organization.pk or via_key.revoked_at is not None:
+        return ""
+    return min(role, via_key.role, key=lambda r: ROLE_RANK.get(r, 0))
 
 
 @transaction.atomic
@@ -705,14 +715,18 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     was changed (a service, the admin, a script). Records use at most once a minute per key."""
     if not raw or not raw.startswith(API_KEY_PREFIX) or len(raw) > 200:
         return None
+    # One query for every request: the key, its organization, its creator and the creator's
+    # live role (``_actor_role``'s, read as a subquery).
+    member_role = _live_roles(organization=OuterRef("organization"), user=OuterRef("created_by"))
     key = (
         ApiKey.objects.select_related("organization", "created_by")
         .filter(key_hash=_sha256(raw), revoked_at__isnull=True)
+        .annotate(member_role=Subquery(member_role[:1]))
         .first()
     )
     if key is None or key.created_by is None or not key.created_by.is_active:
         return None
-    live_role = _actor_role(key.organization, key.created_by, key)
+    live_role = _bounded_by_key(key.member_role or "", key.organization, key)
     if not live_role:
         return None
     key.effective_role = live_role

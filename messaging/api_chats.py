@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from enum import Enum
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import (
@@ -20,6 +22,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
@@ -51,7 +54,41 @@ from sessions_app.models import WhatsAppSession
 # --- Serializers ---------------------------------------------------------------------------------
 
 
-class ChatSerializer(serializers.ModelSerializer):
+# The hot read serializers (the chat list, a chat's messages, search, the inbox's live frames)
+# declare their fields for the schema and validation as usual, but write their rows out by hand:
+# DRF's field-by-field machinery (a bound field, ``get_attribute`` and ``to_representation``
+# per value) was a third of a page's time. The rows are the same, value for value, as DRF's
+# generic ``Serializer.to_representation`` gives (tests/messaging/test_api_rows.py compares
+# them); a field added to ``Meta.fields`` must be added to the row too, which that test checks.
+
+
+def _text(value) -> str | None:
+    """A ``CharField``'s or ``UUIDField``'s value as DRF writes it."""
+    return None if value is None else str(value)
+
+
+def _choice(value):
+    """A ``ChoiceField``'s value as DRF writes it: the choice's plain value."""
+    if value in ("", None):
+        return value
+    return value.value if isinstance(value, Enum) else value
+
+
+class _Rows:
+    """For a serializer that writes its rows by hand: times as DRF's ``DateTimeField`` writes
+    them (in the time zone current when the serializer first writes one, as ISO 8601)."""
+
+    def _datetime(self, value) -> str | None:
+        if value is None:
+            return None
+        field = getattr(self, "_datetime_field", None)
+        if field is None:  # once per serializer (a list's rows share it): the zone looked up once
+            zone = timezone.get_current_timezone() if settings.USE_TZ else None
+            field = self._datetime_field = serializers.DateTimeField(default_timezone=zone)
+        return field.to_representation(value)
+
+
+class ChatSerializer(_Rows, serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
     session = serializers.UUIDField(source="session.uuid", read_only=True)
     session_colour = serializers.CharField(source="session.colour", read_only=True)
@@ -84,6 +121,30 @@ class ChatSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, chat) -> dict:
+        session = chat.session
+        return {
+            "id": _text(chat.uuid),
+            "session": _text(session.uuid),
+            "session_colour": _text(session.colour),
+            "kind": _choice(chat.kind),
+            "contact": self.get_contact(chat),
+            "title": self.get_title(chat),
+            "initials": self.get_initials(chat),
+            "jid": _text(chat.jid),
+            "name": _text(chat.name),
+            "status": _choice(chat.status),
+            "snoozed_until": self._datetime(chat.snoozed_until),
+            "assignee": chat.assignee_id,
+            "needs_human": bool(chat.needs_human),
+            "unread_count": int(chat.unread_count),
+            "last_message": self.get_last_message(chat),
+            "last_message_at": self._datetime(chat.last_message_at),
+            "last_incoming_at": self._datetime(chat.last_incoming_at),
+            "archived": bool(chat.archived),
+            "created_at": self._datetime(chat.created_at),
+        }
 
     def get_contact(self, chat) -> dict | None:
         contact = chat.contact
@@ -127,22 +188,31 @@ class ChatSerializer(serializers.ModelSerializer):
 PREVIEW = 120  # characters of a chat's last message in the list
 
 
+# What a chat's preview shows of its last message (``ChatSerializer.get_last_message``).
+PREVIEW_FIELDS = (
+    *("chat", "uuid", "direction", "type", "body", "caption", "status", "revoked_at", "timestamp"),
+)
+
+
 def last_messages(organization, chats) -> dict[int, Message]:
-    """Each chat's newest message: one indexed look-up per chat (``message_chat_time``, read
-    backwards) inside a single query, then one query for those messages."""
+    """Each chat's newest message (by chat id), with the fields of its preview only
+    (``PREVIEW_FIELDS``; another is read from the database when touched): one indexed look-up
+    per chat (``message_chat_time``, read backwards) inside a single query, then one query for
+    those messages by id. (As one query, ``id IN (those look-ups)``, PostgreSQL ran each
+    look-up twice.)"""
     messages = scoped(Message, organization)
-    newest = messages.filter(chat=OuterRef("pk")).order_by("-timestamp", "-id")
-    ids = dict(
+    newest = messages.filter(chat=OuterRef("pk")).order_by("-timestamp", "-id").values("pk")[:1]
+    ids = (
         scoped(Chat, organization)
         .filter(pk__in=[chat.pk for chat in chats])
-        .annotate(newest=Subquery(newest.values("pk")[:1]))
-        .values_list("pk", "newest")
+        .annotate(newest=Subquery(newest))
+        .values_list("newest", flat=True)
     )
-    found = messages.in_bulk([pk for pk in ids.values() if pk])
-    return {chat_id: found[pk] for chat_id, pk in ids.items() if pk in found}
+    found = messages.filter(pk__in=[pk for pk in ids if pk]).order_by().only(*PREVIEW_FIELDS)
+    return {message.chat_id: message for message in found}
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(_Rows, serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
     chat = serializers.UUIDField(source="chat.uuid", read_only=True)
     session = serializers.UUIDField(source="session.uuid", read_only=True)
@@ -185,6 +255,37 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, message) -> dict:
+        return {
+            "id": _text(message.uuid),
+            "chat": _text(message.chat.uuid),
+            "session": _text(message.session.uuid),
+            "provider_message_id": _text(message.provider_message_id),
+            "direction": _choice(message.direction),
+            "type": _text(message.type),
+            "body": _text(message.body),
+            "caption": _text(message.caption),
+            "data": message.data,
+            "sender": self.get_sender(message),
+            "sender_jid": _text(message.sender_jid),
+            "push_name": _text(message.push_name),
+            "media": self.get_media(message),
+            "quoted": self.get_quoted(message),
+            "quoted_provider_id": _text(message.quoted_provider_id),
+            "edits": message.edits,
+            "revoked_at": self._datetime(message.revoked_at),
+            "status": _choice(message.status),
+            "sent_at": self._datetime(message.sent_at),
+            "delivered_at": self._datetime(message.delivered_at),
+            "read_at": self._datetime(message.read_at),
+            "played_at": self._datetime(message.played_at),
+            "failed_at": self._datetime(message.failed_at),
+            "error": self.get_error(message),
+            "timestamp": self._datetime(message.timestamp),
+            "history": bool(message.history),
+            "reactions": self.get_reactions(message),
+        }
+
     def get_sender(self, message) -> dict | None:
         if message.sender is None:
             return None
@@ -208,9 +309,14 @@ class MessageSerializer(serializers.ModelSerializer):
         return str(message.quoted.uuid) if message.quoted_id and message.quoted else None
 
     def get_reactions(self, message) -> list[dict]:
+        # ``messages_queryset`` prefetched them into a list; ``reactions.all()`` would build a
+        # queryset per message to read that same list.
+        reactions = getattr(message, REACTIONS, None)
+        if reactions is None:
+            reactions = message.reactions.all()
         return [
             {"actor": r.actor, "emoji": r.emoji, "timestamp": r.timestamp}
-            for r in message.reactions.all()
+            for r in reactions
             if r.emoji
         ]
 
@@ -226,6 +332,9 @@ class SearchResultSerializer(MessageSerializer):
     class Meta(MessageSerializer.Meta):
         fields = [*MessageSerializer.Meta.fields, "highlight"]
         read_only_fields = fields
+
+    def to_representation(self, message) -> dict:
+        return {**super().to_representation(message), "highlight": self.get_highlight(message)}
 
     def get_highlight(self, message) -> str:
         """An HTML-escaped excerpt with the matched words in ``<mark>``."""
@@ -318,9 +427,29 @@ class ChatUpdateSerializer(StrictSerializer):
 # --- Querysets -----------------------------------------------------------------------------------
 
 
+# The columns ``MessageSerializer`` reads; of the rows a message names, only what it shows.
+MESSAGE_FIELDS = (
+    *("uuid", "provider_message_id", "direction", "type", "body", "caption", "data"),
+    *("sender_jid", "push_name", "media", "media_state", "media_mime", "media_size"),
+    *("quoted_provider_id", "edits", "revoked_at", "status", "sent_at", "delivered_at"),
+    *("read_at", "played_at", "failed_at", "error_code", "error_text", "timestamp", "history"),
+    *("chat__uuid", "session__uuid", "sender__display_name", "quoted__uuid"),
+)
+REACTIONS = "reaction_list"  # where messages_queryset puts a message's reactions (oldest first)
+
+
 def messages_queryset(queryset):
+    """``queryset``'s messages to show (``MessageSerializer``): their chat, session, sender and
+    quoted message in the same query, their reactions in one more, and of all these only the
+    fields it shows (``MESSAGE_FIELDS``: another is read from the database when touched, so
+    a message to act on comes from ``_messages_to_act_on``)."""
+    return _messages_to_act_on(queryset).only(*MESSAGE_FIELDS)
+
+
+def _messages_to_act_on(queryset):
+    """``messages_queryset`` with every field of the message and the rows it names."""
     return queryset.select_related("chat", "session", "sender", "quoted").prefetch_related(
-        Prefetch("reactions", queryset=Reaction.objects.order_by("timestamp"))
+        Prefetch("reactions", queryset=Reaction.objects.order_by("timestamp"), to_attr=REACTIONS)
     )
 
 
@@ -360,6 +489,13 @@ NEAR = [  # one of them at most
 
 # --- Chats ---------------------------------------------------------------------------------------
 
+# The columns ``ChatSerializer`` reads, and of the chat's session and contact what it shows.
+CHAT_FIELDS = (
+    *("uuid", "kind", "jid", "name", "status", "snoozed_until", "assignee", "needs_human"),
+    *("unread_count", "last_message_at", "last_incoming_at", "archived", "created_at"),
+    *("session__uuid", "session__colour", "contact__display_name", "contact__phone"),
+)
+
 
 class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
     """Conversations, newest activity first."""
@@ -375,6 +511,8 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         queryset = super().get_queryset()
+        if self.action == "messages":  # the chat only names the messages to read
+            return queryset.select_related(None).only("pk")
         if self.action != "list":
             return queryset
         params = self.request.query_params
@@ -403,7 +541,7 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
                 raise exceptions.ValidationError({"tag": ["A tag's id."]})
             queryset = queryset.filter(contact__contact_tags__tag_id=int(params["tag"]))
         queryset = queryset.filter(archived=params.get("archived") in ("true", "1"))
-        return queryset
+        return queryset.only(*CHAT_FIELDS)
 
     @extend_schema(parameters=CHAT_FILTERS)
     def list(self, request, *args, **kwargs):
@@ -478,7 +616,10 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
 
     def _messages_near(self, request, queryset, key: str) -> Response:
         """Keyset pages on (timestamp, id) next to a message (the message_chat_time index)."""
-        anchor = queryset.filter(uuid=_uuid(request.query_params[key], key)).first()
+        named = queryset.filter(uuid=_uuid(request.query_params[key], key))
+        if key != "around":  # not on the page: only its position is needed
+            named = named.select_related(None).prefetch_related(None).only("timestamp")
+        anchor = named.first()
         if anchor is None:
             raise exceptions.ValidationError({key: ["No such message in this chat."]})
         size = self.paginator.get_page_size(request)
@@ -648,7 +789,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
     lookup_url_kwarg = "uuid"
 
     def get_queryset(self):
-        return messages_queryset(super().get_queryset())
+        return _messages_to_act_on(super().get_queryset())
 
     def get_object_in_tenant(self, value):
         return _by_uuid(self.get_queryset(), value)

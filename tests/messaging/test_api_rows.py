@@ -1,0 +1,133 @@
+"""The hot read serializers write their rows by hand (messaging/api_chats.py): each row is the
+one DRF's generic ``Serializer.to_representation`` makes from the declared fields, value for value
+and key for key, in the same order."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import serializers
+
+from accounts.tenancy import scoped
+from messaging import ingest, search
+from messaging.api_chats import (
+    ChatSerializer,
+    MessageSerializer,
+    SearchResultSerializer,
+    last_messages,
+    messages_queryset,
+)
+from messaging.models import Chat, MediaState, Message, MessageStatus, Reaction
+from sessions_app import services
+from sessions_app.providers import events as ev
+
+T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def generic(serializer, instance) -> dict:
+    """The row as DRF writes it field by field."""
+    return serializers.Serializer.to_representation(serializer, instance)
+
+
+@pytest.fixture
+def world(cast):
+    """Org A's chats in every shape the inbox shows: a contact's, a group's, an unnamed one;
+    messages with and without a sender, media stored and failed, a quote, reactions (one taken
+    back), an error, edits, data and a revoke."""
+    session = services.session_create(
+        organization=cast.org_a, actor=cast.admin, data={"name": "Desk", "provider": "simulator"}
+    )
+
+    def arrive(n: int, chat_jid: str, **fields) -> Message:
+        sender = fields.pop("sender", ev.Party(phone="85291234567", name="Mei Ling Chan"))
+        event = ev.MessageUpserted(
+            provider_message_id=f"M{n}",
+            chat_jid=chat_jid,
+            from_me=fields.pop("from_me", False),
+            timestamp=T0 + dt.timedelta(minutes=n),
+            sender=sender,
+            **{"body": f"message {n} about quillwort", **fields},
+        )
+        with transaction.atomic():
+            ingest.apply(session, [event])
+        return Message.objects.get(session=session, provider_message_id=f"M{n}")
+
+    first = arrive(1, "85291234567@s.whatsapp.net")
+    arrive(2, "85291234567@s.whatsapp.net", type="image", caption="quillwort photo", body="")
+    arrive(3, "120363000000000001@g.us", sender=ev.Party(phone="85299999999", name=""))
+    arrive(4, "85298888888@s.whatsapp.net", sender=ev.Party(phone="85298888888", name=""))
+    mine = arrive(5, "85291234567@s.whatsapp.net", from_me=True, sender=None)
+    Message.objects.filter(provider_message_id="M2").update(
+        media_state=MediaState.STORED, media_mime="image/jpeg", media_size=1234
+    )
+    Message.objects.filter(provider_message_id="M4").update(
+        media_state=MediaState.FAILED,
+        media={"mime_type": "audio/ogg", "filename": "voice.ogg", "error": "gone"},
+        data={"buttons": ["Yes", "No"]},
+        edits=[{"body": "earlier", "at": "2026-11-01T09:00:00Z"}],
+        revoked_at=T0,
+    )
+    Message.objects.filter(pk=mine.pk).update(
+        quoted=first,
+        quoted_provider_id="M1",
+        status=MessageStatus.FAILED,
+        failed_at=T0 + dt.timedelta(seconds=1, microseconds=5),
+        error_code="131047",
+        error_text="Re-engagement message",
+    )
+    for actor, emoji in (("me", "👍"), ("85291234567@s.whatsapp.net", ""), ("x", "❤️")):
+        Reaction.objects.create(
+            organization=cast.org_a, message=first, actor=actor, emoji=emoji, timestamp=T0
+        )
+    Chat.objects.filter(organization=cast.org_a, jid__startswith="85298888888").update(
+        snoozed_until=T0, assignee=cast.agent, needs_human=True, status="snoozed"
+    )
+    return cast.org_a
+
+
+def test_it_writes_a_chat_row_as_drf_does(world):
+    chats = list(scoped(Chat, world).select_related("session", "contact").order_by("id"))
+    serializer = ChatSerializer(context={"last_messages": last_messages(world, chats)})
+
+    rows = [serializer.to_representation(chat) for chat in chats]
+
+    assert len(rows) == 3 and any(row["contact"] is None for row in rows)
+    assert rows == [generic(serializer, chat) for chat in chats]
+    assert [list(row) for row in rows] == [ChatSerializer.Meta.fields] * 3
+
+
+def test_it_writes_a_message_row_as_drf_does_in_another_time_zone_too(world):
+    messages = list(messages_queryset(scoped(Message, world)).order_by("id"))
+
+    with timezone.override("Asia/Hong_Kong"):
+        serializer = MessageSerializer()
+        rows = [serializer.to_representation(message) for message in messages]
+        assert rows == [generic(serializer, message) for message in messages]
+
+    assert rows[0]["timestamp"] == "2026-11-01T17:01:00+08:00"
+    assert rows[0]["reactions"] and rows[4]["quoted"] == rows[0]["id"]
+    assert [list(row) for row in rows] == [MessageSerializer.Meta.fields] * 5
+
+
+def test_it_writes_a_message_read_in_full_as_drf_does(world):
+    messages = list(scoped(Message, world).order_by("id"))
+
+    serializer = MessageSerializer()
+
+    assert [serializer.to_representation(m) for m in messages] == [
+        generic(serializer, m) for m in messages
+    ]
+
+
+def test_it_writes_a_search_result_as_drf_does(world):
+    found = list(messages_queryset(search.message_search(organization=world, query="quillw")))
+    serializer = SearchResultSerializer(context={"words": search.words_of("quillw")})
+
+    rows = [serializer.to_representation(message) for message in found]
+
+    assert len(rows) == 5 and "<mark>quillw</mark>ort" in rows[0]["highlight"]
+    assert rows == [generic(serializer, message) for message in found]
+    assert list(rows[0]) == SearchResultSerializer.Meta.fields
