@@ -74,10 +74,10 @@ def _choice(value):
     return value.value if isinstance(value, Enum) else value
 
 
+# For a serializer that writes its rows by hand: times as DRF's ``DateTimeField`` writes them
+# (ISO 8601, in the time zone current when the serializer first writes one). No docstring: the
+# schema would take it for the serializers' description.
 class _Rows:
-    """For a serializer that writes its rows by hand: times as DRF's ``DateTimeField`` writes
-    them (in the time zone current when the serializer first writes one, as ISO 8601)."""
-
     def _datetime(self, value) -> str | None:
         if value is None:
             return None
