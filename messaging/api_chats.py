@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import (
     BooleanField,
     Count,
+    F,
     OuterRef,
     Prefetch,
     Q,
@@ -65,6 +66,20 @@ from sessions_app.models import WhatsAppSession
 def _text(value) -> str | None:
     """A ``CharField``'s or ``UUIDField``'s value as DRF writes it."""
     return None if value is None else str(value)
+
+
+_ABSENT = object()
+
+
+def _shown(obj, relation: str, field: str):
+    """``obj.<relation>.<field>`` (None without a related row); or, from a list's queryset
+    (``CHAT_SHOWN``, ``MESSAGE_SHOWN``), the same value read into ``<relation>_<field>`` by
+    its query: a row object built for one value cost more than the rest of the row."""
+    value = obj.__dict__.get(f"{relation}_{field}", _ABSENT)
+    if value is not _ABSENT:
+        return value
+    related = getattr(obj, relation)
+    return None if related is None else getattr(related, field)
 
 
 def _choice(value):
@@ -123,15 +138,15 @@ class ChatSerializer(_Rows, serializers.ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, chat) -> dict:
-        session = chat.session
+        title = self.get_title(chat)
         return {
             "id": _text(chat.uuid),
-            "session": _text(session.uuid),
-            "session_colour": _text(session.colour),
+            "session": _text(_shown(chat, "session", "uuid")),
+            "session_colour": _text(_shown(chat, "session", "colour")),
             "kind": _choice(chat.kind),
             "contact": self.get_contact(chat),
-            "title": self.get_title(chat),
-            "initials": self.get_initials(chat),
+            "title": title,
+            "initials": self.get_initials(chat, title),
             "jid": _text(chat.jid),
             "name": _text(chat.name),
             "status": _choice(chat.status),
@@ -147,24 +162,25 @@ class ChatSerializer(_Rows, serializers.ModelSerializer):
         }
 
     def get_contact(self, chat) -> dict | None:
-        contact = chat.contact
-        if contact is None:
+        if chat.contact_id is None:
             return None
+        phone = _shown(chat, "contact", "phone")
         return {
-            "id": contact.pk,
-            "display_name": contact.display_name,
-            "phone": f"+{contact.phone}" if contact.phone else None,
+            "id": chat.contact_id,
+            "display_name": _shown(chat, "contact", "display_name"),
+            "phone": f"+{phone}" if phone else None,
         }
 
     def get_title(self, chat) -> str:
         """What the inbox calls the chat: the contact's name, a group's subject, else its JID."""
-        if chat.contact is not None:
-            return chat.contact.display_name or chat.jid
+        if chat.contact_id is not None:
+            return _shown(chat, "contact", "display_name") or chat.jid
         return chat.name or chat.jid
 
-    def get_initials(self, chat) -> str:
+    def get_initials(self, chat, title: str | None = None) -> str:
         """The first letters of the title's first and last words ("Mei Ling Chan": MC)."""
-        words = [w for w in self.get_title(chat).replace("+", "").split() if w[:1].isalnum()]
+        title = self.get_title(chat) if title is None else title
+        words = [w for w in title.replace("+", "").split() if w[:1].isalnum()]
         if not words:
             return "#"
         return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper()
@@ -196,19 +212,16 @@ PREVIEW_FIELDS = (
 
 def last_messages(organization, chats) -> dict[int, Message]:
     """Each chat's newest message (by chat id), with the fields of its preview only
-    (``PREVIEW_FIELDS``; another is read from the database when touched): one indexed look-up
-    per chat (``message_chat_time``, read backwards) inside a single query, then one query for
-    those messages by id. (As one query, ``id IN (those look-ups)``, PostgreSQL ran each
-    look-up twice.)"""
+    (``PREVIEW_FIELDS``; another is read from the database when touched): one query, with one
+    indexed look-up per chat inside it (``message_chat_time``, read backwards)."""
     messages = scoped(Message, organization)
     newest = messages.filter(chat=OuterRef("pk")).order_by("-timestamp", "-id").values("pk")[:1]
     ids = (
         scoped(Chat, organization)
         .filter(pk__in=[chat.pk for chat in chats])
-        .annotate(newest=Subquery(newest))
-        .values_list("newest", flat=True)
+        .values(newest=Subquery(newest))
     )
-    found = messages.filter(pk__in=[pk for pk in ids if pk]).order_by().only(*PREVIEW_FIELDS)
+    found = messages.filter(pk__in=ids).order_by().only(*PREVIEW_FIELDS)
     return {message.chat_id: message for message in found}
 
 
@@ -258,8 +271,8 @@ class MessageSerializer(_Rows, serializers.ModelSerializer):
     def to_representation(self, message) -> dict:
         return {
             "id": _text(message.uuid),
-            "chat": _text(message.chat.uuid),
-            "session": _text(message.session.uuid),
+            "chat": _text(_shown(message, "chat", "uuid")),
+            "session": _text(_shown(message, "session", "uuid")),
             "provider_message_id": _text(message.provider_message_id),
             "direction": _choice(message.direction),
             "type": _text(message.type),
@@ -287,9 +300,9 @@ class MessageSerializer(_Rows, serializers.ModelSerializer):
         }
 
     def get_sender(self, message) -> dict | None:
-        if message.sender is None:
+        if message.sender_id is None:
             return None
-        return {"id": message.sender.pk, "display_name": message.sender.display_name}
+        return {"id": message.sender_id, "display_name": _shown(message, "sender", "display_name")}
 
     def get_media(self, message) -> dict | None:
         if not message.media_state:
@@ -306,7 +319,8 @@ class MessageSerializer(_Rows, serializers.ModelSerializer):
         }
 
     def get_quoted(self, message) -> str | None:
-        return str(message.quoted.uuid) if message.quoted_id and message.quoted else None
+        quoted = _shown(message, "quoted", "uuid") if message.quoted_id else None
+        return str(quoted) if quoted else None
 
     def get_reactions(self, message) -> list[dict]:
         # ``messages_queryset`` prefetched them into a list; ``reactions.all()`` would build a
@@ -427,29 +441,40 @@ class ChatUpdateSerializer(StrictSerializer):
 # --- Querysets -----------------------------------------------------------------------------------
 
 
-# The columns ``MessageSerializer`` reads; of the rows a message names, only what it shows.
+# The columns ``MessageSerializer`` reads; of the rows a message names, the values it shows
+# (``_shown``).
 MESSAGE_FIELDS = (
-    *("uuid", "provider_message_id", "direction", "type", "body", "caption", "data"),
-    *("sender_jid", "push_name", "media", "media_state", "media_mime", "media_size"),
-    *("quoted_provider_id", "edits", "revoked_at", "status", "sent_at", "delivered_at"),
-    *("read_at", "played_at", "failed_at", "error_code", "error_text", "timestamp", "history"),
-    *("chat__uuid", "session__uuid", "sender__display_name", "quoted__uuid"),
+    *("uuid", "chat", "session", "provider_message_id", "direction", "type", "body", "caption"),
+    *("data", "sender", "sender_jid", "push_name", "media", "media_state", "media_mime"),
+    *("media_size", "quoted", "quoted_provider_id", "edits", "revoked_at", "status", "sent_at"),
+    *("delivered_at", "read_at", "played_at", "failed_at", "error_code", "error_text"),
+    *("timestamp", "history"),
 )
+MESSAGE_SHOWN = {
+    "chat_uuid": F("chat__uuid"),
+    "session_uuid": F("session__uuid"),
+    "sender_display_name": F("sender__display_name"),
+    "quoted_uuid": F("quoted__uuid"),
+}
 REACTIONS = "reaction_list"  # where messages_queryset puts a message's reactions (oldest first)
 
 
 def messages_queryset(queryset):
-    """``queryset``'s messages to show (``MessageSerializer``): their chat, session, sender and
-    quoted message in the same query, their reactions in one more, and of all these only the
-    fields it shows (``MESSAGE_FIELDS``: another is read from the database when touched, so
-    a message to act on comes from ``_messages_to_act_on``)."""
-    return _messages_to_act_on(queryset).only(*MESSAGE_FIELDS)
+    """``queryset``'s messages to show (``MessageSerializer``): the fields it shows, with what
+    it shows of their chat, session, sender and quoted message (``MESSAGE_SHOWN``) in the same
+    query, and their reactions in one more. Another field is read from the database when
+    touched, so a message to act on comes from ``_messages_to_act_on``."""
+    return queryset.only(*MESSAGE_FIELDS).annotate(**MESSAGE_SHOWN).prefetch_related(_reactions())
+
+
+def _reactions() -> Prefetch:
+    return Prefetch("reactions", queryset=Reaction.objects.order_by("timestamp"), to_attr=REACTIONS)
 
 
 def _messages_to_act_on(queryset):
     """``messages_queryset`` with every field of the message and the rows it names."""
     return queryset.select_related("chat", "session", "sender", "quoted").prefetch_related(
-        Prefetch("reactions", queryset=Reaction.objects.order_by("timestamp"), to_attr=REACTIONS)
+        _reactions()
     )
 
 
@@ -489,12 +514,19 @@ NEAR = [  # one of them at most
 
 # --- Chats ---------------------------------------------------------------------------------------
 
-# The columns ``ChatSerializer`` reads, and of the chat's session and contact what it shows.
+# The columns ``ChatSerializer`` reads, and of the chat's session and contact the values it
+# shows (``_shown``).
 CHAT_FIELDS = (
-    *("uuid", "kind", "jid", "name", "status", "snoozed_until", "assignee", "needs_human"),
-    *("unread_count", "last_message_at", "last_incoming_at", "archived", "created_at"),
-    *("session__uuid", "session__colour", "contact__display_name", "contact__phone"),
+    *("uuid", "session", "kind", "contact", "jid", "name", "status", "snoozed_until"),
+    *("assignee", "needs_human", "unread_count", "last_message_at", "last_incoming_at"),
+    *("archived", "created_at"),
 )
+CHAT_SHOWN = {
+    "session_uuid": F("session__uuid"),
+    "session_colour": F("session__colour"),
+    "contact_display_name": F("contact__display_name"),
+    "contact_phone": F("contact__phone"),
+}
 
 
 class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
@@ -541,7 +573,7 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
                 raise exceptions.ValidationError({"tag": ["A tag's id."]})
             queryset = queryset.filter(contact__contact_tags__tag_id=int(params["tag"]))
         queryset = queryset.filter(archived=params.get("archived") in ("true", "1"))
-        return queryset.only(*CHAT_FIELDS)
+        return queryset.select_related(None).only(*CHAT_FIELDS).annotate(**CHAT_SHOWN)
 
     @extend_schema(parameters=CHAT_FILTERS)
     def list(self, request, *args, **kwargs):
@@ -603,23 +635,24 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
         ``before`` or ``after`` (a message's id): the page with that message in its middle, or
         the page just older or newer than it; from there ``next`` is older, ``previous`` newer."""
         chat = self.get_object()
-        queryset = messages_queryset(scoped(Message, request.organization).filter(chat=chat))
+        messages = scoped(Message, request.organization).filter(chat=chat)
+        queryset = messages_queryset(messages)
         named = [key for key in ("around", "before", "after") if request.query_params.get(key)]
         if len(named) > 1:
             raise exceptions.ValidationError({named[1]: ["Give one of around, before, after."]})
         if named:
-            return self._messages_near(request, queryset, named[0])
+            return self._messages_near(request, messages, named[0])
         paginator = self.paginator
         view = _Ordered(("-timestamp", "-id"))
         page = paginator.paginate_queryset(queryset, request, view=view)
         return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
 
-    def _messages_near(self, request, queryset, key: str) -> Response:
+    def _messages_near(self, request, messages, key: str) -> Response:
         """Keyset pages on (timestamp, id) next to a message (the message_chat_time index)."""
-        named = queryset.filter(uuid=_uuid(request.query_params[key], key))
-        if key != "around":  # not on the page: only its position is needed
-            named = named.select_related(None).prefetch_related(None).only("timestamp")
-        anchor = named.first()
+        queryset = messages_queryset(messages)
+        named = messages.filter(uuid=_uuid(request.query_params[key], key))
+        # Around, it is on the page; before or after, only its position is needed.
+        anchor = (messages_queryset(named) if key == "around" else named.only("timestamp")).first()
         if anchor is None:
             raise exceptions.ValidationError({key: ["No such message in this chat."]})
         size = self.paginator.get_page_size(request)

@@ -14,6 +14,8 @@ from rest_framework import serializers
 from accounts.tenancy import scoped
 from messaging import ingest, search
 from messaging.api_chats import (
+    CHAT_FIELDS,
+    CHAT_SHOWN,
     ChatSerializer,
     MessageSerializer,
     SearchResultSerializer,
@@ -88,8 +90,14 @@ def world(cast):
     return cast.org_a
 
 
-def test_it_writes_a_chat_row_as_drf_does(world):
-    chats = list(scoped(Chat, world).select_related("session", "contact").order_by("id"))
+@pytest.mark.parametrize("read", ["as the list reads them", "whole"])
+def test_it_writes_a_chat_row_as_drf_does(world, read):
+    chats = scoped(Chat, world).order_by("id")
+    if read == "whole":
+        chats = chats.select_related("session", "contact")
+    else:
+        chats = chats.only(*CHAT_FIELDS).annotate(**CHAT_SHOWN)
+    chats = list(chats)
     serializer = ChatSerializer(context={"last_messages": last_messages(world, chats)})
 
     rows = [serializer.to_representation(chat) for chat in chats]
@@ -112,8 +120,12 @@ def test_it_writes_a_message_row_as_drf_does_in_another_time_zone_too(world):
     assert [list(row) for row in rows] == [MessageSerializer.Meta.fields] * 5
 
 
-def test_it_writes_a_message_read_in_full_as_drf_does(world):
-    messages = list(scoped(Message, world).order_by("id"))
+@pytest.mark.parametrize("related", [True, False])
+def test_it_writes_a_message_read_in_full_as_drf_does(world, related):
+    messages = scoped(Message, world).order_by("id")
+    if related:
+        messages = messages.select_related("chat", "session", "sender", "quoted")
+    messages = list(messages)
 
     serializer = MessageSerializer()
 
