@@ -37,7 +37,8 @@ and the page ``before=`` 20 of its messages as deep (the keyset page); the searc
 planted word (``search_old_2k``: a tenth of the repetitions, each takes seconds). Default page
 size (50) throughout. Ceiling, same run, same rows: the endpoint's main query (the page's
 ``LIMIT 51`` SQL, captured from the same request made in this process with
-``CaptureQueriesContext``) executed on one open psycopg connection, its rows fetched, after
+``CaptureQueriesContext``) executed on one open psycopg connection (never prepared, as Django
+sends it: planned every time), its rows fetched, after
 the planner settings (``SET LOCAL``) the request set for it if any, p95; requests and ceilings
 alternate. ``sql_all``: p95 of every SELECT of the request (but a
 first try at the page it gave up) back to back on that connection, and ``sql_all_p50`` its p50;
@@ -919,7 +920,12 @@ def main() -> None:
                 )
             )
         django_client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        with psycopg.connect(f"{SERVER}/{DB_NAME}", autocommit=True) as conn:
+        # Never prepared, as Django sends them (client-side binding): psycopg's default would
+        # prepare a statement run five times, and the ceilings would leave out the planning
+        # every request pays.
+        with psycopg.connect(
+            f"{SERVER}/{DB_NAME}", autocommit=True, prepare_threshold=None
+        ) as conn:
             conn.execute("SET TIME ZONE 'UTC'")
             for endpoint in endpoints:
                 q10, q100 = count_and_capture(endpoint, django_client)
