@@ -15,6 +15,7 @@ from django.db.models import (
     BooleanField,
     Count,
     F,
+    Manager,
     OuterRef,
     Prefetch,
     Q,
@@ -225,6 +226,28 @@ def last_messages(organization, chats) -> dict[int, Message]:
     return {message.chat_id: message for message in found}
 
 
+class _MessageList(serializers.ListSerializer):
+    """Messages: their reactions read for the whole list at once (``load_reactions``)."""
+
+    def to_representation(self, data) -> list[dict]:
+        messages = list(data.all() if isinstance(data, Manager) else data)
+        load_reactions(messages)
+        return super().to_representation(messages)
+
+
+def load_reactions(messages) -> None:
+    """Gives each message its reactions, oldest first (``REACTIONS``, which ``MessageSerializer``
+    reads), with one query for all. A message given them already (a prefetch) is left alone."""
+    pending = [message for message in messages if not hasattr(message, REACTIONS)]
+    found: dict[int, list[Reaction]] = {}
+    if pending:
+        asked = [message.pk for message in pending]
+        for reaction in Reaction.objects.filter(message_id__in=asked).order_by("timestamp"):
+            found.setdefault(reaction.message_id, []).append(reaction)
+    for message in pending:
+        setattr(message, REACTIONS, found.get(message.pk, []))
+
+
 class MessageSerializer(_Rows, serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
     chat = serializers.UUIDField(source="chat.uuid", read_only=True)
@@ -237,6 +260,7 @@ class MessageSerializer(_Rows, serializers.ModelSerializer):
 
     class Meta:
         model = Message
+        list_serializer_class = _MessageList
         fields = [
             "id",
             "chat",
@@ -323,8 +347,8 @@ class MessageSerializer(_Rows, serializers.ModelSerializer):
         return str(quoted) if quoted else None
 
     def get_reactions(self, message) -> list[dict]:
-        # ``messages_queryset`` prefetched them into a list; ``reactions.all()`` would build a
-        # queryset per message to read that same list.
+        # A list's were read for all its messages (``load_reactions``); ``reactions.all()`` of
+        # a prefetch would build a queryset per message to read that same list.
         reactions = getattr(message, REACTIONS, None)
         if reactions is None:
             reactions = message.reactions.all()
@@ -456,25 +480,25 @@ MESSAGE_SHOWN = {
     "sender_display_name": F("sender__display_name"),
     "quoted_uuid": F("quoted__uuid"),
 }
-REACTIONS = "reaction_list"  # where messages_queryset puts a message's reactions (oldest first)
+REACTIONS = "reaction_list"  # a message's reactions, oldest first (load_reactions, a prefetch)
 
 
 def messages_queryset(queryset):
     """``queryset``'s messages to show (``MessageSerializer``): the fields it shows, with what
-    it shows of their chat, session, sender and quoted message (``MESSAGE_SHOWN``) in the same
-    query, and their reactions in one more. Another field is read from the database when
-    touched, so a message to act on comes from ``_messages_to_act_on``."""
-    return queryset.only(*MESSAGE_FIELDS).annotate(**MESSAGE_SHOWN).prefetch_related(_reactions())
-
-
-def _reactions() -> Prefetch:
-    return Prefetch("reactions", queryset=Reaction.objects.order_by("timestamp"), to_attr=REACTIONS)
+    it shows of their chat, session, sender and quoted message (``MESSAGE_SHOWN``), in one
+    query; ``MessageSerializer(..., many=True)`` reads their reactions in one more
+    (``load_reactions``). Another field is read from the database when touched, so a message
+    to act on comes from ``_messages_to_act_on``."""
+    return queryset.only(*MESSAGE_FIELDS).annotate(**MESSAGE_SHOWN)
 
 
 def _messages_to_act_on(queryset):
     """``messages_queryset`` with every field of the message and the rows it names."""
+    reactions = Prefetch(
+        "reactions", queryset=Reaction.objects.order_by("timestamp"), to_attr=REACTIONS
+    )
     return queryset.select_related("chat", "session", "sender", "quoted").prefetch_related(
-        _reactions()
+        reactions
     )
 
 
