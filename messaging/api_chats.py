@@ -507,10 +507,16 @@ def _by_uuid(queryset, value):
         key = uuid.UUID(str(value))
     except ValueError:
         raise exceptions.NotFound() from None
-    obj = queryset.filter(uuid=key).first()
+    obj = _one(queryset.filter(uuid=key))
     if obj is None:
         raise exceptions.NotFound()
     return obj
+
+
+def _one(queryset):
+    """The row of a lookup by a unique key, or None: ``.first()`` without its ORDER BY (which
+    sorted the one row, and cost more to build than the rest of the query)."""
+    return next(iter(queryset.order_by()[:1]), None)
 
 
 CHAT_FILTERS = [
@@ -676,7 +682,7 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
         queryset = messages_queryset(messages)
         named = messages.filter(uuid=_uuid(request.query_params[key], key))
         # Around, it is on the page; before or after, only its position is needed.
-        anchor = (messages_queryset(named) if key == "around" else named.only("timestamp")).first()
+        anchor = _one(messages_queryset(named) if key == "around" else named.only("timestamp"))
         if anchor is None:
             raise exceptions.ValidationError({key: ["No such message in this chat."]})
         size = self.paginator.get_page_size(request)
