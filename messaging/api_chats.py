@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from enum import Enum
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import (
@@ -24,7 +22,6 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
@@ -37,6 +34,7 @@ from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
 from crm.uploads import accepts_uploads
 from messaging import presence, search
+from messaging.api_rows import Row, choice, current_zone, rows, shown, text, values_of, when
 from messaging.models import (
     CannedReply,
     Chat,
@@ -56,52 +54,21 @@ from sessions_app.models import WhatsAppSession
 # --- Serializers ---------------------------------------------------------------------------------
 
 
-# The hot read serializers (the chat list, a chat's messages, search, the inbox's live frames)
-# declare their fields for the schema and validation as usual, but write their rows out by hand:
-# DRF's field-by-field machinery (a bound field, ``get_attribute`` and ``to_representation``
-# per value) was a third of a page's time. The rows are the same, value for value, as DRF's
-# generic ``Serializer.to_representation`` gives (tests/messaging/test_api_rows.py compares
-# them); a field added to ``Meta.fields`` must be added to the row too, which that test checks.
+# The hot read serializers write their rows by hand, from model instances or from a list's
+# ``Row``s (messaging/api_rows.py says why; tests/messaging/test_api_rows.py checks each row
+# against DRF's own): a field added to ``Meta.fields`` must be added to the row too.
 
 
-def _text(value) -> str | None:
-    """A ``CharField``'s or ``UUIDField``'s value as DRF writes it."""
-    return None if value is None else str(value)
-
-
-_ABSENT = object()
-
-
-def _shown(obj, relation: str, field: str):
-    """``obj.<relation>.<field>`` (None without a related row); or, from a list's queryset
-    (``CHAT_SHOWN``, ``MESSAGE_SHOWN``), the same value read into ``<relation>_<field>`` by
-    its query: a row object built for one value cost more than the rest of the row."""
-    value = obj.__dict__.get(f"{relation}_{field}", _ABSENT)
-    if value is not _ABSENT:
-        return value
-    related = getattr(obj, relation)
-    return None if related is None else getattr(related, field)
-
-
-def _choice(value):
-    """A ``ChoiceField``'s value as DRF writes it: the choice's plain value."""
-    if value in ("", None):
-        return value
-    return value.value if isinstance(value, Enum) else value
-
-
-# For a serializer that writes its rows by hand: times as DRF's ``DateTimeField`` writes them
-# (ISO 8601, in the time zone current when the serializer first writes one). No docstring: the
-# schema would take it for the serializers' description.
+# For a serializer that writes its rows by hand: the time zone its times are written in,
+# looked up once (a list's rows share their serializer). No docstring: the schema would take
+# it for the serializers' description.
 class _Rows:
-    def _datetime(self, value) -> str | None:
-        if value is None:
-            return None
-        field = getattr(self, "_datetime_field", None)
-        if field is None:  # once per serializer (a list's rows share it): the zone looked up once
-            zone = timezone.get_current_timezone() if settings.USE_TZ else None
-            field = self._datetime_field = serializers.DateTimeField(default_timezone=zone)
-        return field.to_representation(value)
+    def _zone(self):
+        try:
+            return self._time_zone
+        except AttributeError:
+            self._time_zone = current_zone()
+            return self._time_zone
 
 
 class ChatSerializer(_Rows, serializers.ModelSerializer):
@@ -139,43 +106,43 @@ class ChatSerializer(_Rows, serializers.ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, chat) -> dict:
-        title = self.get_title(chat)
+        title, zone = self.get_title(chat), self._zone()
         return {
-            "id": _text(chat.uuid),
-            "session": _text(_shown(chat, "session", "uuid")),
-            "session_colour": _text(_shown(chat, "session", "colour")),
-            "kind": _choice(chat.kind),
+            "id": text(chat.uuid),
+            "session": text(shown(chat, "session", "uuid")),
+            "session_colour": text(shown(chat, "session", "colour")),
+            "kind": choice(chat.kind),
             "contact": self.get_contact(chat),
             "title": title,
             "initials": self.get_initials(chat, title),
-            "jid": _text(chat.jid),
-            "name": _text(chat.name),
-            "status": _choice(chat.status),
-            "snoozed_until": self._datetime(chat.snoozed_until),
+            "jid": text(chat.jid),
+            "name": text(chat.name),
+            "status": choice(chat.status),
+            "snoozed_until": when(chat.snoozed_until, zone),
             "assignee": chat.assignee_id,
             "needs_human": bool(chat.needs_human),
             "unread_count": int(chat.unread_count),
             "last_message": self.get_last_message(chat),
-            "last_message_at": self._datetime(chat.last_message_at),
-            "last_incoming_at": self._datetime(chat.last_incoming_at),
+            "last_message_at": when(chat.last_message_at, zone),
+            "last_incoming_at": when(chat.last_incoming_at, zone),
             "archived": bool(chat.archived),
-            "created_at": self._datetime(chat.created_at),
+            "created_at": when(chat.created_at, zone),
         }
 
     def get_contact(self, chat) -> dict | None:
         if chat.contact_id is None:
             return None
-        phone = _shown(chat, "contact", "phone")
+        phone = shown(chat, "contact", "phone")
         return {
             "id": chat.contact_id,
-            "display_name": _shown(chat, "contact", "display_name"),
+            "display_name": shown(chat, "contact", "display_name"),
             "phone": f"+{phone}" if phone else None,
         }
 
     def get_title(self, chat) -> str:
         """What the inbox calls the chat: the contact's name, a group's subject, else its JID."""
         if chat.contact_id is not None:
-            return _shown(chat, "contact", "display_name") or chat.jid
+            return shown(chat, "contact", "display_name") or chat.jid
         return chat.name or chat.jid
 
     def get_initials(self, chat, title: str | None = None) -> str:
@@ -206,15 +173,16 @@ PREVIEW = 120  # characters of a chat's last message in the list
 
 
 # What a chat's preview shows of its last message (``ChatSerializer.get_last_message``).
-PREVIEW_FIELDS = (
-    *("chat", "uuid", "direction", "type", "body", "caption", "status", "revoked_at", "timestamp"),
+PREVIEW_VALUES = values_of(
+    Message,
+    ("chat", "uuid", "direction", "type", "body", "caption", "status", "revoked_at", "timestamp"),
 )
 
 
-def last_messages(organization, chats) -> dict[int, Message]:
-    """Each chat's newest message (by chat id), with the fields of its preview only
-    (``PREVIEW_FIELDS``; another is read from the database when touched): one query, with one
-    indexed look-up per chat inside it (``message_chat_time``, read backwards)."""
+def last_messages(organization, chats) -> dict[int, Row]:
+    """Each chat's newest message (by chat id), as a ``Row`` of what its preview shows
+    (``PREVIEW_VALUES``): one query, with one indexed look-up per chat inside it
+    (``message_chat_time``, read backwards)."""
     messages = scoped(Message, organization)
     newest = messages.filter(chat=OuterRef("pk")).order_by("-timestamp", "-id").values("pk")[:1]
     ids = (
@@ -222,8 +190,8 @@ def last_messages(organization, chats) -> dict[int, Message]:
         .filter(pk__in=[chat.pk for chat in chats])
         .values(newest=Subquery(newest))
     )
-    found = messages.filter(pk__in=ids).order_by().only(*PREVIEW_FIELDS)
-    return {message.chat_id: message for message in found}
+    found = messages.filter(pk__in=ids).order_by().values(*PREVIEW_VALUES)
+    return {row.chat_id: row for row in rows(found)}
 
 
 class _MessageList(serializers.ListSerializer):
@@ -236,13 +204,15 @@ class _MessageList(serializers.ListSerializer):
 
 
 def load_reactions(messages) -> None:
-    """Gives each message its reactions, oldest first (``REACTIONS``, which ``MessageSerializer``
-    reads), with one query for all. A message given them already (a prefetch) is left alone."""
+    """Gives each message (an instance or a ``Row``) its reactions, oldest first, as ``Row``s
+    (``REACTIONS``, which ``MessageSerializer`` reads), with one query for all. A message given
+    them already (a prefetch) is left alone."""
     pending = [message for message in messages if not hasattr(message, REACTIONS)]
-    found: dict[int, list[Reaction]] = {}
+    found: dict[int, list[Row]] = {}
     if pending:
         asked = [message.pk for message in pending]
-        for reaction in Reaction.objects.filter(message_id__in=asked).order_by("timestamp"):
+        reactions = Reaction.objects.filter(message_id__in=asked).order_by("timestamp")
+        for reaction in rows(reactions.values("message_id", "actor", "emoji", "timestamp")):
             found.setdefault(reaction.message_id, []).append(reaction)
     for message in pending:
         setattr(message, REACTIONS, found.get(message.pk, []))
@@ -293,32 +263,33 @@ class MessageSerializer(_Rows, serializers.ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, message) -> dict:
+        zone = self._zone()
         return {
-            "id": _text(message.uuid),
-            "chat": _text(_shown(message, "chat", "uuid")),
-            "session": _text(_shown(message, "session", "uuid")),
-            "provider_message_id": _text(message.provider_message_id),
-            "direction": _choice(message.direction),
-            "type": _text(message.type),
-            "body": _text(message.body),
-            "caption": _text(message.caption),
+            "id": text(message.uuid),
+            "chat": text(shown(message, "chat", "uuid")),
+            "session": text(shown(message, "session", "uuid")),
+            "provider_message_id": text(message.provider_message_id),
+            "direction": choice(message.direction),
+            "type": text(message.type),
+            "body": text(message.body),
+            "caption": text(message.caption),
             "data": message.data,
             "sender": self.get_sender(message),
-            "sender_jid": _text(message.sender_jid),
-            "push_name": _text(message.push_name),
+            "sender_jid": text(message.sender_jid),
+            "push_name": text(message.push_name),
             "media": self.get_media(message),
             "quoted": self.get_quoted(message),
-            "quoted_provider_id": _text(message.quoted_provider_id),
+            "quoted_provider_id": text(message.quoted_provider_id),
             "edits": message.edits,
-            "revoked_at": self._datetime(message.revoked_at),
-            "status": _choice(message.status),
-            "sent_at": self._datetime(message.sent_at),
-            "delivered_at": self._datetime(message.delivered_at),
-            "read_at": self._datetime(message.read_at),
-            "played_at": self._datetime(message.played_at),
-            "failed_at": self._datetime(message.failed_at),
+            "revoked_at": when(message.revoked_at, zone),
+            "status": choice(message.status),
+            "sent_at": when(message.sent_at, zone),
+            "delivered_at": when(message.delivered_at, zone),
+            "read_at": when(message.read_at, zone),
+            "played_at": when(message.played_at, zone),
+            "failed_at": when(message.failed_at, zone),
             "error": self.get_error(message),
-            "timestamp": self._datetime(message.timestamp),
+            "timestamp": when(message.timestamp, zone),
             "history": bool(message.history),
             "reactions": self.get_reactions(message),
         }
@@ -326,7 +297,7 @@ class MessageSerializer(_Rows, serializers.ModelSerializer):
     def get_sender(self, message) -> dict | None:
         if message.sender_id is None:
             return None
-        return {"id": message.sender_id, "display_name": _shown(message, "sender", "display_name")}
+        return {"id": message.sender_id, "display_name": shown(message, "sender", "display_name")}
 
     def get_media(self, message) -> dict | None:
         if not message.media_state:
@@ -343,7 +314,7 @@ class MessageSerializer(_Rows, serializers.ModelSerializer):
         }
 
     def get_quoted(self, message) -> str | None:
-        quoted = _shown(message, "quoted", "uuid") if message.quoted_id else None
+        quoted = shown(message, "quoted", "uuid") if message.quoted_id else None
         return str(quoted) if quoted else None
 
     def get_reactions(self, message) -> list[dict]:
@@ -465,8 +436,8 @@ class ChatUpdateSerializer(StrictSerializer):
 # --- Querysets -----------------------------------------------------------------------------------
 
 
-# The columns ``MessageSerializer`` reads; of the rows a message names, the values it shows
-# (``_shown``).
+# The columns ``MessageSerializer`` reads, and of the rows a message names the values it
+# shows (``shown``).
 MESSAGE_FIELDS = (
     *("uuid", "chat", "session", "provider_message_id", "direction", "type", "body", "caption"),
     *("data", "sender", "sender_jid", "push_name", "media", "media_state", "media_mime"),
@@ -474,6 +445,7 @@ MESSAGE_FIELDS = (
     *("delivered_at", "read_at", "played_at", "failed_at", "error_code", "error_text"),
     *("timestamp", "history"),
 )
+MESSAGE_VALUES = values_of(Message, MESSAGE_FIELDS)
 MESSAGE_SHOWN = {
     "chat_uuid": F("chat__uuid"),
     "session_uuid": F("session__uuid"),
@@ -484,12 +456,18 @@ REACTIONS = "reaction_list"  # a message's reactions, oldest first (load_reactio
 
 
 def messages_queryset(queryset):
-    """``queryset``'s messages to show (``MessageSerializer``): the fields it shows, with what
-    it shows of their chat, session, sender and quoted message (``MESSAGE_SHOWN``), in one
-    query; ``MessageSerializer(..., many=True)`` reads their reactions in one more
-    (``load_reactions``). Another field is read from the database when touched, so a message
-    to act on comes from ``_messages_to_act_on``."""
+    """``queryset``'s messages to show (``MessageSerializer``), as instances: the fields it
+    shows, with what it shows of their chat, session, sender and quoted message
+    (``MESSAGE_SHOWN``), in one query; ``MessageSerializer(..., many=True)`` reads their
+    reactions in one more (``load_reactions``). Another field is read from the database when
+    touched, so a message to act on comes from ``_messages_to_act_on``."""
     return queryset.only(*MESSAGE_FIELDS).annotate(**MESSAGE_SHOWN)
+
+
+def message_rows(queryset):
+    """``messages_queryset`` as ``values()`` (a page turns them into ``Row``s): the API's
+    lists, which need no instance."""
+    return queryset.values(*MESSAGE_VALUES, **MESSAGE_SHOWN)
 
 
 def _messages_to_act_on(queryset):
@@ -545,11 +523,14 @@ NEAR = [  # one of them at most
 # --- Chats ---------------------------------------------------------------------------------------
 
 # The columns ``ChatSerializer`` reads, and of the chat's session and contact the values it
-# shows (``_shown``).
-CHAT_FIELDS = (
-    *("uuid", "session", "kind", "contact", "jid", "name", "status", "snoozed_until"),
-    *("assignee", "needs_human", "unread_count", "last_message_at", "last_incoming_at"),
-    *("archived", "created_at"),
+# shows (``shown``).
+CHAT_VALUES = values_of(
+    Chat,
+    (
+        *("uuid", "session", "kind", "contact", "jid", "name", "status", "snoozed_until"),
+        *("assignee", "needs_human", "unread_count", "last_message_at", "last_incoming_at"),
+        *("archived", "created_at"),
+    ),
 )
 CHAT_SHOWN = {
     "session_uuid": F("session__uuid"),
@@ -603,12 +584,12 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
                 raise exceptions.ValidationError({"tag": ["A tag's id."]})
             queryset = queryset.filter(contact__contact_tags__tag_id=int(params["tag"]))
         queryset = queryset.filter(archived=params.get("archived") in ("true", "1"))
-        return queryset.select_related(None).only(*CHAT_FIELDS).annotate(**CHAT_SHOWN)
+        return queryset.select_related(None).values(*CHAT_VALUES, **CHAT_SHOWN)
 
     @extend_schema(parameters=CHAT_FILTERS)
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self._chats_data(page))
+        return self.get_paginated_response(self._chats_data(rows(page)))
 
     def retrieve(self, request, uuid=None):
         return Response(self._chats_data([self.get_object()])[0])
@@ -666,7 +647,6 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
         the page just older or newer than it; from there ``next`` is older, ``previous`` newer."""
         chat = self.get_object()
         messages = scoped(Message, request.organization).filter(chat=chat)
-        queryset = messages_queryset(messages)
         named = [key for key in ("around", "before", "after") if request.query_params.get(key)]
         if len(named) > 1:
             raise exceptions.ValidationError({named[1]: ["Give one of around, before, after."]})
@@ -674,25 +654,26 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
             return self._messages_near(request, messages, named[0])
         paginator = self.paginator
         view = _Ordered(("-timestamp", "-id"))
-        page = paginator.paginate_queryset(queryset, request, view=view)
+        page = rows(paginator.paginate_queryset(message_rows(messages), request, view=view))
         return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
 
     def _messages_near(self, request, messages, key: str) -> Response:
         """Keyset pages on (timestamp, id) next to a message (the message_chat_time index)."""
-        queryset = messages_queryset(messages)
+        queryset = message_rows(messages)
         named = messages.filter(uuid=_uuid(request.query_params[key], key))
         # Around, it is on the page; before or after, only its position is needed.
-        anchor = _one(messages_queryset(named) if key == "around" else named.only("timestamp"))
+        anchor = _one(message_rows(named) if key == "around" else named.values("id", "timestamp"))
         if anchor is None:
             raise exceptions.ValidationError({key: ["No such message in this chat."]})
+        anchor = Row(anchor)
         size = self.paginator.get_page_size(request)
         at, pk = anchor.timestamp, anchor.pk
         older, newer = _keyset(queryset, "<", at, pk), _keyset(queryset, ">", at, pk)
         take_newer = {"around": size // 2, "before": 0, "after": size}[key]
         take_older = {"around": size - take_newer - 1, "before": size, "after": 0}[key]
-        newer_rows = list(newer.order_by("timestamp", "id")[: take_newer + 1]) if take_newer else []
+        newer_rows = rows(newer.order_by("timestamp", "id")[: take_newer + 1]) if take_newer else []
         older_rows = (
-            list(older.order_by("-timestamp", "-id")[: take_older + 1]) if take_older else []
+            rows(older.order_by("-timestamp", "-id")[: take_older + 1]) if take_older else []
         )
         page = [
             *reversed(newer_rows[:take_newer]),
@@ -929,8 +910,9 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
             has_media=values.get("has_media"),
         )
         page = search.paginate(
-            self.paginator, messages_queryset(found), request, view=_Ordered(("-timestamp", "-id"))
+            self.paginator, message_rows(found), request, view=_Ordered(("-timestamp", "-id"))
         )
+        page = rows(page)
         context = {"request": request, "words": search.words_of(values["q"])}
         return self.paginator.get_paginated_response(
             SearchResultSerializer(page, many=True, context=context).data

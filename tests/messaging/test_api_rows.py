@@ -1,6 +1,7 @@
-"""The hot read serializers write their rows by hand (messaging/api_chats.py): each row is the
-one DRF's generic ``Serializer.to_representation`` makes from the declared fields, value for value
-and key for key, in the same order."""
+"""The hot read serializers write their rows by hand (messaging/api_chats.py,
+messaging/api_rows.py), from the lists' ``Row``s or from instances: each row is the one DRF's
+generic ``Serializer.to_representation`` makes from the declared fields of the instance read
+whole, value for value and key for key, in the same order."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from rest_framework import serializers
 from accounts.tenancy import scoped
 from messaging import ingest, search
 from messaging.api_chats import (
-    CHAT_FIELDS,
     CHAT_SHOWN,
+    CHAT_VALUES,
     ChatSerializer,
     MessageSerializer,
     SearchResultSerializer,
     last_messages,
+    message_rows,
     messages_queryset,
 )
+from messaging.api_rows import rows
 from messaging.models import Chat, MediaState, Message, MessageStatus, Reaction
 from sessions_app import services
 from sessions_app.providers import events as ev
@@ -91,40 +94,50 @@ def world(cast):
     return cast.org_a
 
 
-@pytest.mark.parametrize("read", ["as the list reads them", "whole"])
+def whole(model, organization) -> list:
+    """Every row of ``model`` in ``organization`` as an instance read whole, by id."""
+    return list(scoped(model, organization).order_by("id"))
+
+
+@pytest.mark.parametrize("read", ["as the list reads them", "as live frames read them"])
 def test_it_writes_a_chat_row_as_drf_does(world, read):
     chats = scoped(Chat, world).order_by("id")
-    if read == "whole":
-        chats = chats.select_related("session", "contact")
+    if read == "as the list reads them":
+        chats = rows(chats.values(*CHAT_VALUES, **CHAT_SHOWN))
     else:
-        chats = chats.only(*CHAT_FIELDS).annotate(**CHAT_SHOWN)
-    chats = list(chats)
+        chats = list(chats.select_related("session", "contact"))
     serializer = ChatSerializer(context={"last_messages": last_messages(world, chats)})
 
-    rows = [serializer.to_representation(chat) for chat in chats]
+    written = ChatSerializer(chats, many=True, context=serializer.context).data
 
-    assert len(rows) == 3 and any(row["contact"] is None for row in rows)
-    assert rows == [generic(serializer, chat) for chat in chats]
-    assert [list(row) for row in rows] == [ChatSerializer.Meta.fields] * 3
+    expected = [generic(serializer, chat) for chat in whole(Chat, world)]
+    assert len(written) == 3 and any(row["contact"] is None for row in written)
+    assert written == expected
+    assert [list(row) for row in written] == [ChatSerializer.Meta.fields] * 3
 
 
-def test_it_writes_a_message_row_as_drf_does_in_another_time_zone_too(world):
-    messages = list(messages_queryset(scoped(Message, world)).order_by("id"))
+@pytest.mark.parametrize("read", ["as the lists read them", "as live frames read them"])
+def test_it_writes_a_message_row_as_drf_does_in_another_time_zone_too(world, read):
+    messages = scoped(Message, world).order_by("id")
+    if read == "as the lists read them":
+        messages = rows(message_rows(messages))
+    else:
+        messages = list(messages_queryset(messages))
 
     with timezone.override("Asia/Hong_Kong"):
         with CaptureQueriesContext(connection) as reading_reactions:
-            rows = MessageSerializer(messages, many=True).data
-        assert rows == [generic(MessageSerializer(), message) for message in messages]
+            written = MessageSerializer(messages, many=True).data
+        expected = [generic(MessageSerializer(), m) for m in whole(Message, world)]
+        assert written == expected
 
     assert len(reading_reactions) == 1  # for all the messages
-
-    assert rows[0]["timestamp"] == "2026-11-01T17:01:00+08:00"
-    assert rows[0]["reactions"] and rows[4]["quoted"] == rows[0]["id"]
-    assert [list(row) for row in rows] == [MessageSerializer.Meta.fields] * 5
+    assert written[0]["timestamp"] == "2026-11-01T17:01:00+08:00"
+    assert written[0]["reactions"] and written[4]["quoted"] == written[0]["id"]
+    assert [list(row) for row in written] == [MessageSerializer.Meta.fields] * 5
 
 
 @pytest.mark.parametrize("related", [True, False])
-def test_it_writes_a_message_read_in_full_as_drf_does(world, related):
+def test_it_writes_a_message_read_whole_as_drf_does(world, related):
     messages = scoped(Message, world).order_by("id")
     if related:
         messages = messages.select_related("chat", "session", "sender", "quoted")
@@ -138,11 +151,14 @@ def test_it_writes_a_message_read_in_full_as_drf_does(world, related):
 
 
 def test_it_writes_a_search_result_as_drf_does(world):
-    found = list(messages_queryset(search.message_search(organization=world, query="quillw")))
+    found = search.message_search(organization=world, query="quillw")
     serializer = SearchResultSerializer(context={"words": search.words_of("quillw")})
 
-    rows = [serializer.to_representation(message) for message in found]
+    written = SearchResultSerializer(
+        rows(message_rows(found)), many=True, context=serializer.context
+    )
 
-    assert len(rows) == 5 and "<mark>quillw</mark>ort" in rows[0]["highlight"]
-    assert rows == [generic(serializer, message) for message in found]
-    assert list(rows[0]) == SearchResultSerializer.Meta.fields
+    expected = [generic(serializer, message) for message in found]
+    assert len(written.data) == 5 and "<mark>quillw</mark>ort" in written.data[0]["highlight"]
+    assert written.data == expected
+    assert list(written.data[0]) == SearchResultSerializer.Meta.fields
