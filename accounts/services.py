@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Model, OuterRef, Subquery
+from django.db.models import F, Model
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -213,19 +213,14 @@ def _active_owner_count(organization: Organization) -> int:
 
 def _actor_role(organization: Organization, actor: User, via_key: ApiKey | None = None) -> str:
     """What the actor may do here: their live role, and no more than the key they act through."""
-    role = _live_roles(organization=organization, user=actor).first() or ""
-    return _bounded_by_key(role, organization, via_key)
-
-
-def _live_roles(*, organization, user):
-    """The role of ``user``'s active membership of ``organization`` (a row or none); both may be
-    ``OuterRef``s (``api_key_authenticate`` reads it inside the key's query)."""
-    return (
+    role = (
         scoped(Membership, organization)
-        .filter(user=user, is_active=True)
-        .order_by()  # one row at most (membership_org_user_unique)
+        .filter(user=actor, is_active=True)
         .values_list("role", flat=True)
+        .first()
+        or ""
     )
+    return _bounded_by_key(role, organization, via_key)
 
 
 def _bounded_by_key(role: str, organization: Organization, via_key: ApiKey | None) -> str:
@@ -716,18 +711,23 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     if not raw or not raw.startswith(API_KEY_PREFIX) or len(raw) > 200:
         return None
     # One query for every request: the key, its organization, its creator and the creator's
-    # live role (``_actor_role``'s, read as a subquery).
-    member_role = _live_roles(organization=OuterRef("organization"), user=OuterRef("created_by"))
+    # active membership of it, whose role ``_actor_role`` would read (no such membership, no
+    # row: no role, refused).
     keys = (
         ApiKey.objects.select_related("organization", "created_by")
-        .filter(key_hash=_sha256(raw), revoked_at__isnull=True)
-        .annotate(member_role=Subquery(member_role[:1]))
+        .filter(
+            key_hash=_sha256(raw),
+            revoked_at__isnull=True,
+            organization__memberships__user=F("created_by"),
+            organization__memberships__is_active=True,
+        )
+        .annotate(member_role=F("organization__memberships__role"))
         .order_by()  # one at most (a unique hash): ordering it cost a third of the query
     )
     key = next(iter(keys[:1]), None)
     if key is None or key.created_by is None or not key.created_by.is_active:
         return None
-    live_role = _bounded_by_key(key.member_role or "", key.organization, key)
+    live_role = _bounded_by_key(key.member_role, key.organization, key)
     if not live_role:
         return None
     key.effective_role = live_role
