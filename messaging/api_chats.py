@@ -179,17 +179,28 @@ PREVIEW_VALUES = values_of(
 )
 
 
+NEWEST = "newest_message_id"  # a chat's newest message, read with the chat (the list's rows)
+_UNREAD = object()
+
+
+def newest_message(organization) -> Subquery:
+    """The id of a chat's newest message, as a subquery of the chat's query: one indexed look-up
+    (``message_chat_time``, read backwards)."""
+    messages = scoped(Message, organization).filter(chat=OuterRef("pk"))
+    return Subquery(messages.order_by("-timestamp", "-id").values("pk")[:1])
+
+
 def last_messages(organization, chats) -> dict[int, Row]:
     """Each chat's newest message (by chat id), as a ``Row`` of what its preview shows
-    (``PREVIEW_VALUES``): one query, with one indexed look-up per chat inside it
-    (``message_chat_time``, read backwards)."""
+    (``PREVIEW_VALUES``), in one query: by the ids read with the chats (``NEWEST``, the list's
+    rows), or else with one ``newest_message`` look-up per chat inside it."""
     messages = scoped(Message, organization)
-    newest = messages.filter(chat=OuterRef("pk")).order_by("-timestamp", "-id").values("pk")[:1]
-    ids = (
-        scoped(Chat, organization)
-        .filter(pk__in=[chat.pk for chat in chats])
-        .values(newest=Subquery(newest))
-    )
+    known = [getattr(chat, NEWEST, _UNREAD) for chat in chats]
+    if _UNREAD in known:
+        chosen = scoped(Chat, organization).filter(pk__in=[chat.pk for chat in chats])
+        ids = chosen.values(newest=newest_message(organization))
+    else:
+        ids = [pk for pk in known if pk is not None]
     found = messages.filter(pk__in=ids).order_by().values(*PREVIEW_VALUES)
     return {row.chat_id: row for row in rows(found)}
 
@@ -584,7 +595,8 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
                 raise exceptions.ValidationError({"tag": ["A tag's id."]})
             queryset = queryset.filter(contact__contact_tags__tag_id=int(params["tag"]))
         queryset = queryset.filter(archived=params.get("archived") in ("true", "1"))
-        return queryset.select_related(None).values(*CHAT_VALUES, **CHAT_SHOWN)
+        newest = {NEWEST: newest_message(self.request.organization)}  # for the previews
+        return queryset.select_related(None).values(*CHAT_VALUES, **CHAT_SHOWN, **newest)
 
     @extend_schema(parameters=CHAT_FILTERS)
     def list(self, request, *args, **kwargs):
