@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import F, Model
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -220,11 +220,16 @@ def _actor_role(organization: Organization, actor: User, via_key: ApiKey | None 
         .first()
         or ""
     )
-    if via_key is not None:
-        if via_key.organization_id != organization.pk or via_key.revoked_at is not None:
-            return ""
-        role = min(role, via_key.role, key=lambda r: ROLE_RANK.get(r, 0))
-    return role
+    return _bounded_by_key(role, organization, via_key)
+
+
+def _bounded_by_key(role: str, organization: Organization, via_key: ApiKey | None) -> str:
+    """``role`` (a member's live role), no more than the key it acts through allows."""
+    if via_key is None:
+        return role
+    if via_key.organization_id != organization.pk or via_key.revoked_at is not None:
+        return ""
+    return min(role, via_key.role, key=lambda r: ROLE_RANK.get(r, 0))
 
 
 @transaction.atomic
@@ -705,14 +710,24 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     was changed (a service, the admin, a script). Records use at most once a minute per key."""
     if not raw or not raw.startswith(API_KEY_PREFIX) or len(raw) > 200:
         return None
-    key = (
+    # One query for every request: the key, its organization, its creator and the creator's
+    # active membership of it, whose role ``_actor_role`` would read (no such membership, no
+    # row: no role, refused).
+    keys = (
         ApiKey.objects.select_related("organization", "created_by")
-        .filter(key_hash=_sha256(raw), revoked_at__isnull=True)
-        .first()
+        .filter(
+            key_hash=_sha256(raw),
+            revoked_at__isnull=True,
+            organization__memberships__user=F("created_by"),
+            organization__memberships__is_active=True,
+        )
+        .annotate(member_role=F("organization__memberships__role"))
+        .order_by()  # one at most (a unique hash): ordering it cost a third of the query
     )
+    key = next(iter(keys[:1]), None)
     if key is None or key.created_by is None or not key.created_by.is_active:
         return None
-    live_role = _actor_role(key.organization, key.created_by, key)
+    live_role = _bounded_by_key(key.member_role, key.organization, key)
     if not live_role:
         return None
     key.effective_role = live_role

@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import (
     BooleanField,
     Count,
+    F,
+    Manager,
     OuterRef,
     Prefetch,
     Q,
@@ -32,6 +34,7 @@ from accounts.tenancy import TenantAPIMixin, scoped
 from crm.api import StrictSerializer
 from crm.uploads import accepts_uploads
 from messaging import presence, search
+from messaging.api_rows import Row, choice, current_zone, rows, shown, text, values_of, when
 from messaging.models import (
     CannedReply,
     Chat,
@@ -51,7 +54,24 @@ from sessions_app.models import WhatsAppSession
 # --- Serializers ---------------------------------------------------------------------------------
 
 
-class ChatSerializer(serializers.ModelSerializer):
+# The hot read serializers write their rows by hand, from model instances or from a list's
+# ``Row``s (messaging/api_rows.py says why; tests/messaging/test_api_rows.py checks each row
+# against DRF's own): a field added to ``Meta.fields`` must be added to the row too.
+
+
+# For a serializer that writes its rows by hand: the time zone its times are written in,
+# looked up once (a list's rows share their serializer). No docstring: the schema would take
+# it for the serializers' description.
+class _Rows:
+    def _zone(self):
+        try:
+            return self._time_zone
+        except AttributeError:
+            self._time_zone = current_zone()
+            return self._time_zone
+
+
+class ChatSerializer(_Rows, serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
     session = serializers.UUIDField(source="session.uuid", read_only=True)
     session_colour = serializers.CharField(source="session.colour", read_only=True)
@@ -85,25 +105,50 @@ class ChatSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_contact(self, chat) -> dict | None:
-        contact = chat.contact
-        if contact is None:
-            return None
+    def to_representation(self, chat) -> dict:
+        title, zone = self.get_title(chat), self._zone()
         return {
-            "id": contact.pk,
-            "display_name": contact.display_name,
-            "phone": f"+{contact.phone}" if contact.phone else None,
+            "id": text(chat.uuid),
+            "session": text(shown(chat, "session", "uuid")),
+            "session_colour": text(shown(chat, "session", "colour")),
+            "kind": choice(chat.kind),
+            "contact": self.get_contact(chat),
+            "title": title,
+            "initials": self.get_initials(chat, title),
+            "jid": text(chat.jid),
+            "name": text(chat.name),
+            "status": choice(chat.status),
+            "snoozed_until": when(chat.snoozed_until, zone),
+            "assignee": chat.assignee_id,
+            "needs_human": bool(chat.needs_human),
+            "unread_count": int(chat.unread_count),
+            "last_message": self.get_last_message(chat),
+            "last_message_at": when(chat.last_message_at, zone),
+            "last_incoming_at": when(chat.last_incoming_at, zone),
+            "archived": bool(chat.archived),
+            "created_at": when(chat.created_at, zone),
+        }
+
+    def get_contact(self, chat) -> dict | None:
+        if chat.contact_id is None:
+            return None
+        phone = shown(chat, "contact", "phone")
+        return {
+            "id": chat.contact_id,
+            "display_name": shown(chat, "contact", "display_name"),
+            "phone": f"+{phone}" if phone else None,
         }
 
     def get_title(self, chat) -> str:
         """What the inbox calls the chat: the contact's name, a group's subject, else its JID."""
-        if chat.contact is not None:
-            return chat.contact.display_name or chat.jid
+        if chat.contact_id is not None:
+            return shown(chat, "contact", "display_name") or chat.jid
         return chat.name or chat.jid
 
-    def get_initials(self, chat) -> str:
+    def get_initials(self, chat, title: str | None = None) -> str:
         """The first letters of the title's first and last words ("Mei Ling Chan": MC)."""
-        words = [w for w in self.get_title(chat).replace("+", "").split() if w[:1].isalnum()]
+        title = self.get_title(chat) if title is None else title
+        words = [w for w in title.replace("+", "").split() if w[:1].isalnum()]
         if not words:
             return "#"
         return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper()
@@ -127,22 +172,64 @@ class ChatSerializer(serializers.ModelSerializer):
 PREVIEW = 120  # characters of a chat's last message in the list
 
 
-def last_messages(organization, chats) -> dict[int, Message]:
-    """Each chat's newest message: one indexed look-up per chat (``message_chat_time``, read
-    backwards) inside a single query, then one query for those messages."""
+# What a chat's preview shows of its last message (``ChatSerializer.get_last_message``).
+PREVIEW_VALUES = values_of(
+    Message,
+    ("chat", "uuid", "direction", "type", "body", "caption", "status", "revoked_at", "timestamp"),
+)
+
+
+NEWEST = "newest_message_id"  # a chat's newest message, read with the chat (the list's rows)
+_UNREAD = object()
+
+
+def newest_message(organization) -> Subquery:
+    """The id of a chat's newest message, as a subquery of the chat's query: one indexed look-up
+    (``message_chat_time``, read backwards)."""
+    messages = scoped(Message, organization).filter(chat=OuterRef("pk"))
+    return Subquery(messages.order_by("-timestamp", "-id").values("pk")[:1])
+
+
+def last_messages(organization, chats) -> dict[int, Row]:
+    """Each chat's newest message (by chat id), as a ``Row`` of what its preview shows
+    (``PREVIEW_VALUES``), in one query: by the ids read with the chats (``NEWEST``, the list's
+    rows), or else with one ``newest_message`` look-up per chat inside it."""
     messages = scoped(Message, organization)
-    newest = messages.filter(chat=OuterRef("pk")).order_by("-timestamp", "-id")
-    ids = dict(
-        scoped(Chat, organization)
-        .filter(pk__in=[chat.pk for chat in chats])
-        .annotate(newest=Subquery(newest.values("pk")[:1]))
-        .values_list("pk", "newest")
-    )
-    found = messages.in_bulk([pk for pk in ids.values() if pk])
-    return {chat_id: found[pk] for chat_id, pk in ids.items() if pk in found}
+    known = [getattr(chat, NEWEST, _UNREAD) for chat in chats]
+    if _UNREAD in known:
+        chosen = scoped(Chat, organization).filter(pk__in=[chat.pk for chat in chats])
+        ids = chosen.values(newest=newest_message(organization))
+    else:
+        ids = [pk for pk in known if pk is not None]
+    found = messages.filter(pk__in=ids).order_by().values(*PREVIEW_VALUES)
+    return {row.chat_id: row for row in rows(found)}
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class _MessageList(serializers.ListSerializer):
+    """Messages: their reactions read for the whole list at once (``load_reactions``)."""
+
+    def to_representation(self, data) -> list[dict]:
+        messages = list(data.all() if isinstance(data, Manager) else data)
+        load_reactions(messages)
+        return super().to_representation(messages)
+
+
+def load_reactions(messages) -> None:
+    """Gives each message (an instance or a ``Row``) its reactions, oldest first, as ``Row``s
+    (``REACTIONS``, which ``MessageSerializer`` reads), with one query for all. A message given
+    them already (a prefetch) is left alone."""
+    pending = [message for message in messages if not hasattr(message, REACTIONS)]
+    found: dict[int, list[Row]] = {}
+    if pending:
+        asked = [message.pk for message in pending]
+        reactions = Reaction.objects.filter(message_id__in=asked).order_by("timestamp")
+        for reaction in rows(reactions.values("message_id", "actor", "emoji", "timestamp")):
+            found.setdefault(reaction.message_id, []).append(reaction)
+    for message in pending:
+        setattr(message, REACTIONS, found.get(message.pk, []))
+
+
+class MessageSerializer(_Rows, serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
     chat = serializers.UUIDField(source="chat.uuid", read_only=True)
     session = serializers.UUIDField(source="session.uuid", read_only=True)
@@ -154,6 +241,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
+        list_serializer_class = _MessageList
         fields = [
             "id",
             "chat",
@@ -185,10 +273,42 @@ class MessageSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, message) -> dict:
+        zone = self._zone()
+        return {
+            "id": text(message.uuid),
+            "chat": text(shown(message, "chat", "uuid")),
+            "session": text(shown(message, "session", "uuid")),
+            "provider_message_id": text(message.provider_message_id),
+            "direction": choice(message.direction),
+            "type": text(message.type),
+            "body": text(message.body),
+            "caption": text(message.caption),
+            "data": message.data,
+            "sender": self.get_sender(message),
+            "sender_jid": text(message.sender_jid),
+            "push_name": text(message.push_name),
+            "media": self.get_media(message),
+            "quoted": self.get_quoted(message),
+            "quoted_provider_id": text(message.quoted_provider_id),
+            "edits": message.edits,
+            "revoked_at": when(message.revoked_at, zone),
+            "status": choice(message.status),
+            "sent_at": when(message.sent_at, zone),
+            "delivered_at": when(message.delivered_at, zone),
+            "read_at": when(message.read_at, zone),
+            "played_at": when(message.played_at, zone),
+            "failed_at": when(message.failed_at, zone),
+            "error": self.get_error(message),
+            "timestamp": when(message.timestamp, zone),
+            "history": bool(message.history),
+            "reactions": self.get_reactions(message),
+        }
+
     def get_sender(self, message) -> dict | None:
-        if message.sender is None:
+        if message.sender_id is None:
             return None
-        return {"id": message.sender.pk, "display_name": message.sender.display_name}
+        return {"id": message.sender_id, "display_name": shown(message, "sender", "display_name")}
 
     def get_media(self, message) -> dict | None:
         if not message.media_state:
@@ -205,12 +325,18 @@ class MessageSerializer(serializers.ModelSerializer):
         }
 
     def get_quoted(self, message) -> str | None:
-        return str(message.quoted.uuid) if message.quoted_id and message.quoted else None
+        quoted = shown(message, "quoted", "uuid") if message.quoted_id else None
+        return str(quoted) if quoted else None
 
     def get_reactions(self, message) -> list[dict]:
+        # A list's were read for all its messages (``load_reactions``); ``reactions.all()`` of
+        # a prefetch would build a queryset per message to read that same list.
+        reactions = getattr(message, REACTIONS, None)
+        if reactions is None:
+            reactions = message.reactions.all()
         return [
             {"actor": r.actor, "emoji": r.emoji, "timestamp": r.timestamp}
-            for r in message.reactions.all()
+            for r in reactions
             if r.emoji
         ]
 
@@ -226,6 +352,9 @@ class SearchResultSerializer(MessageSerializer):
     class Meta(MessageSerializer.Meta):
         fields = [*MessageSerializer.Meta.fields, "highlight"]
         read_only_fields = fields
+
+    def to_representation(self, message) -> dict:
+        return {**super().to_representation(message), "highlight": self.get_highlight(message)}
 
     def get_highlight(self, message) -> str:
         """An HTML-escaped excerpt with the matched words in ``<mark>``."""
@@ -318,9 +447,47 @@ class ChatUpdateSerializer(StrictSerializer):
 # --- Querysets -----------------------------------------------------------------------------------
 
 
+# The columns ``MessageSerializer`` reads, and of the rows a message names the values it
+# shows (``shown``).
+MESSAGE_FIELDS = (
+    *("uuid", "chat", "session", "provider_message_id", "direction", "type", "body", "caption"),
+    *("data", "sender", "sender_jid", "push_name", "media", "media_state", "media_mime"),
+    *("media_size", "quoted", "quoted_provider_id", "edits", "revoked_at", "status", "sent_at"),
+    *("delivered_at", "read_at", "played_at", "failed_at", "error_code", "error_text"),
+    *("timestamp", "history"),
+)
+MESSAGE_VALUES = values_of(Message, MESSAGE_FIELDS)
+MESSAGE_SHOWN = {
+    "chat_uuid": F("chat__uuid"),
+    "session_uuid": F("session__uuid"),
+    "sender_display_name": F("sender__display_name"),
+    "quoted_uuid": F("quoted__uuid"),
+}
+REACTIONS = "reaction_list"  # a message's reactions, oldest first (load_reactions, a prefetch)
+
+
 def messages_queryset(queryset):
+    """``queryset``'s messages to show (``MessageSerializer``), as instances: the fields it
+    shows, with what it shows of their chat, session, sender and quoted message
+    (``MESSAGE_SHOWN``), in one query; ``MessageSerializer(..., many=True)`` reads their
+    reactions in one more (``load_reactions``). Another field is read from the database when
+    touched, so a message to act on comes from ``_messages_to_act_on``."""
+    return queryset.only(*MESSAGE_FIELDS).annotate(**MESSAGE_SHOWN)
+
+
+def message_rows(queryset):
+    """``messages_queryset`` as ``values()`` (a page turns them into ``Row``s): the API's
+    lists, which need no instance."""
+    return queryset.values(*MESSAGE_VALUES, **MESSAGE_SHOWN)
+
+
+def _messages_to_act_on(queryset):
+    """``messages_queryset`` with every field of the message and the rows it names."""
+    reactions = Prefetch(
+        "reactions", queryset=Reaction.objects.order_by("timestamp"), to_attr=REACTIONS
+    )
     return queryset.select_related("chat", "session", "sender", "quoted").prefetch_related(
-        Prefetch("reactions", queryset=Reaction.objects.order_by("timestamp"))
+        reactions
     )
 
 
@@ -329,10 +496,16 @@ def _by_uuid(queryset, value):
         key = uuid.UUID(str(value))
     except ValueError:
         raise exceptions.NotFound() from None
-    obj = queryset.filter(uuid=key).first()
+    obj = _one(queryset.filter(uuid=key))
     if obj is None:
         raise exceptions.NotFound()
     return obj
+
+
+def _one(queryset):
+    """The row of a lookup by a unique key, or None: ``.first()`` without its ORDER BY (which
+    sorted the one row, and cost more to build than the rest of the query)."""
+    return next(iter(queryset.order_by()[:1]), None)
 
 
 CHAT_FILTERS = [
@@ -360,6 +533,23 @@ NEAR = [  # one of them at most
 
 # --- Chats ---------------------------------------------------------------------------------------
 
+# The columns ``ChatSerializer`` reads, and of the chat's session and contact the values it
+# shows (``shown``).
+CHAT_VALUES = values_of(
+    Chat,
+    (
+        *("uuid", "session", "kind", "contact", "jid", "name", "status", "snoozed_until"),
+        *("assignee", "needs_human", "unread_count", "last_message_at", "last_incoming_at"),
+        *("archived", "created_at"),
+    ),
+)
+CHAT_SHOWN = {
+    "session_uuid": F("session__uuid"),
+    "session_colour": F("session__colour"),
+    "contact_display_name": F("contact__display_name"),
+    "contact_phone": F("contact__phone"),
+}
+
 
 class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
     """Conversations, newest activity first."""
@@ -375,6 +565,8 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         queryset = super().get_queryset()
+        if self.action == "messages":  # the chat only names the messages to read
+            return queryset.select_related(None).only("pk")
         if self.action != "list":
             return queryset
         params = self.request.query_params
@@ -403,12 +595,13 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
                 raise exceptions.ValidationError({"tag": ["A tag's id."]})
             queryset = queryset.filter(contact__contact_tags__tag_id=int(params["tag"]))
         queryset = queryset.filter(archived=params.get("archived") in ("true", "1"))
-        return queryset
+        newest = {NEWEST: newest_message(self.request.organization)}  # for the previews
+        return queryset.select_related(None).values(*CHAT_VALUES, **CHAT_SHOWN, **newest)
 
     @extend_schema(parameters=CHAT_FILTERS)
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self._chats_data(page))
+        return self.get_paginated_response(self._chats_data(rows(page)))
 
     def retrieve(self, request, uuid=None):
         return Response(self._chats_data([self.get_object()])[0])
@@ -465,30 +658,34 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
         ``before`` or ``after`` (a message's id): the page with that message in its middle, or
         the page just older or newer than it; from there ``next`` is older, ``previous`` newer."""
         chat = self.get_object()
-        queryset = messages_queryset(scoped(Message, request.organization).filter(chat=chat))
+        messages = scoped(Message, request.organization).filter(chat=chat)
         named = [key for key in ("around", "before", "after") if request.query_params.get(key)]
         if len(named) > 1:
             raise exceptions.ValidationError({named[1]: ["Give one of around, before, after."]})
         if named:
-            return self._messages_near(request, queryset, named[0])
+            return self._messages_near(request, messages, named[0])
         paginator = self.paginator
         view = _Ordered(("-timestamp", "-id"))
-        page = paginator.paginate_queryset(queryset, request, view=view)
+        page = rows(paginator.paginate_queryset(message_rows(messages), request, view=view))
         return paginator.get_paginated_response(MessageSerializer(page, many=True).data)
 
-    def _messages_near(self, request, queryset, key: str) -> Response:
+    def _messages_near(self, request, messages, key: str) -> Response:
         """Keyset pages on (timestamp, id) next to a message (the message_chat_time index)."""
-        anchor = queryset.filter(uuid=_uuid(request.query_params[key], key)).first()
+        queryset = message_rows(messages)
+        named = messages.filter(uuid=_uuid(request.query_params[key], key))
+        # Around, it is on the page; before or after, only its position is needed.
+        anchor = _one(message_rows(named) if key == "around" else named.values("id", "timestamp"))
         if anchor is None:
             raise exceptions.ValidationError({key: ["No such message in this chat."]})
+        anchor = Row(anchor)
         size = self.paginator.get_page_size(request)
         at, pk = anchor.timestamp, anchor.pk
         older, newer = _keyset(queryset, "<", at, pk), _keyset(queryset, ">", at, pk)
         take_newer = {"around": size // 2, "before": 0, "after": size}[key]
         take_older = {"around": size - take_newer - 1, "before": size, "after": 0}[key]
-        newer_rows = list(newer.order_by("timestamp", "id")[: take_newer + 1]) if take_newer else []
+        newer_rows = rows(newer.order_by("timestamp", "id")[: take_newer + 1]) if take_newer else []
         older_rows = (
-            list(older.order_by("-timestamp", "-id")[: take_older + 1]) if take_older else []
+            rows(older.order_by("-timestamp", "-id")[: take_older + 1]) if take_older else []
         )
         page = [
             *reversed(newer_rows[:take_newer]),
@@ -648,7 +845,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
     lookup_url_kwarg = "uuid"
 
     def get_queryset(self):
-        return messages_queryset(super().get_queryset())
+        return _messages_to_act_on(super().get_queryset())
 
     def get_object_in_tenant(self, value):
         return _by_uuid(self.get_queryset(), value)
@@ -725,8 +922,9 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
             has_media=values.get("has_media"),
         )
         page = search.paginate(
-            self.paginator, messages_queryset(found), request, view=_Ordered(("-timestamp", "-id"))
+            self.paginator, message_rows(found), request, view=_Ordered(("-timestamp", "-id"))
         )
+        page = rows(page)
         context = {"request": request, "words": search.words_of(values["q"])}
         return self.paginator.get_paginated_response(
             SearchResultSerializer(page, many=True, context=context).data

@@ -20,6 +20,7 @@ with the matched words in ``<mark>``, the same on both databases.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import re
 import unicodedata
@@ -152,14 +153,27 @@ def _fold(text: str) -> str:
 
 
 def _matches(text: str, words: list[str]):
-    """Each word of ``text`` that starts with one of ``words``: its matching start."""
+    """Each word of ``text`` that starts with one of ``words``: its matching start (the
+    longest)."""
+    starts = _word_starts(tuple(words))
+    if starts is None:
+        return
     folded = _fold(text)
     if len(folded) != len(text):  # folding changed the length: no safe positions
         folded = text.lower()
-    for match in WORD.finditer(folded):
-        longest = max((w for w in words if match.group().startswith(w)), key=len, default=None)
-        if longest:
-            yield _Span(text, match.start(), match.start() + len(longest))
+    for match in starts.finditer(folded):
+        yield _Span(text, match.start(), match.end())
+
+
+@functools.lru_cache(maxsize=128)
+def _word_starts(words: tuple[str, ...]) -> re.Pattern | None:
+    """A pattern for one of ``words`` at the start of a word (``WORD``), the longest first: one
+    scan of the text instead of a comparison of each of its words with each of ``words``. (A
+    "word" that is not all word characters starts no word, so it is left out.)"""
+    usable = sorted((w for w in words if WORD.fullmatch(w)), key=len, reverse=True)
+    if not usable:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, usable)) + ")")
 
 
 def _first_match(text: str, words: list[str]) -> int | None:

@@ -7,8 +7,10 @@ import datetime as dt
 
 import pytest
 from django.db import connection, transaction
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from messaging import ingest
+from messaging import ingest, search
 from messaging.models import Contact
 from sessions_app import services
 from sessions_app.providers import events as ev
@@ -176,3 +178,32 @@ def test_a_page_past_its_time_budget_is_asked_again_without_the_walk(cast, api, 
     assert response.status_code == 200
     assert [m["body"] for m in response.json()["results"]][-1] == "Your ORDER 1042 ships tomorrow"
     assert asked == ["on", "off"]
+
+
+def word_by_word(text: str, words: list[str]) -> list[tuple[int, int]]:
+    """Where ``search._matches`` marks ``words`` in ``text``, found the plain way: each word of
+    the folded text compared with each query word, the longest that starts it kept."""
+    folded = search._fold(text)
+    if len(folded) != len(text):
+        folded = text.lower()
+    found = []
+    for token in search.WORD.finditer(folded):
+        longest = max((w for w in words if token.group().startswith(w)), key=len, default=None)
+        if longest:
+            found.append((token.start(), token.start() + len(longest)))
+    return found
+
+
+# Letters whose folding (NFKC, lower case) changes, or changes the length: ligatures, a
+# dotted capital I, a sharp s, a title-case digraph, a Roman numeral, a combining accent.
+SAMPLE = st.text(alphabet=st.sampled_from([*"abcdeé Éİiıßẞﬁ-_1·\u0301ǅﬀⅫ\n"]), max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=SAMPLE, query=SAMPLE)
+def test_it_marks_the_words_a_word_by_word_comparison_would(text, query):
+    words = search.words_of(query)
+
+    marked = [(m.start(), m.end()) for m in search._matches(text, words)]
+
+    assert marked == word_by_word(text, words)
