@@ -19,7 +19,7 @@ def drain_webhooks() -> int:
     sweep). Safe to redeliver: rows are claimed in the database (``SKIP LOCKED`` and a drain
     lock per session), so a second copy takes other rows or none. Works at most
     ``DRAIN_BUDGET`` seconds, then queues a successor, well inside the time limit."""
-    from sessions_app.queue import BATCH, drain, kick, next_due_in, replay_waiting
+    from sessions_app.queue import BATCH, drain, kick, next_due_in
 
     kick.started()
     deadline = time.monotonic() + DRAIN_BUDGET
@@ -31,7 +31,6 @@ def drain_webhooks() -> int:
         if time.monotonic() > deadline:
             kick()  # more to do: a fresh task carries on
             return handled
-    replay_waiting()
     # Rows held back a moment (the simulator's phone reads a message 3 s later): come back then,
     # rather than wait for the beat's sweep. Short countdowns only; the sweep covers the rest.
     due_in = next_due_in()
@@ -43,15 +42,18 @@ def drain_webhooks() -> int:
 @shared_task(ignore_result=True)
 def sessions_tick() -> None:
     """Beat, every few seconds: due reconnects, QR codes that expired, and rows waiting in the
-    queue that no kick reached (a command run outside the server, a lost task). Safe to
-    redeliver: each step claims its rows in the database."""
-    from sessions_app.queue import drain, next_due_in
+    queue that no kick reached (a command run outside the server, a lost task), and rows
+    recorded while nothing subscribed (replayed here, not after every drain: a transaction
+    each time, for rows that exist only before messaging is installed). Safe to redeliver:
+    each step claims its rows in the database."""
+    from sessions_app.queue import drain, next_due_in, replay_waiting
     from sessions_app.services import qr_expire, reconnect_due
 
     qr_expire()
     reconnect_due()
     if next_due_in() == 0:
         drain()
+    replay_waiting()
 
 
 @shared_task(ignore_result=True)
