@@ -128,20 +128,22 @@ def _page_with(setting: str, value, paginator, queryset, request, view) -> list:
 def highlight(message: Message, words: list[str]) -> str:
     """An excerpt of the body (or the caption, if only it matches) around the first matched
     word, HTML-escaped, each word start that matched wrapped in ``<mark>``."""
-    text = next(
-        (t for t in (message.body, message.caption) if t and _first_match(t, words) is not None),
-        message.body or message.caption,
-    )
-    first = _first_match(text, words)
+    starts = _word_starts(tuple(words))
+    text, first = message.body or message.caption, None
+    for candidate in (message.body, message.caption):
+        spans = _spans(candidate, starts) if candidate else []
+        if spans:
+            text, first = candidate, spans[0][0]
+            break
     start = 0 if first is None else max(0, first - EXCERPT // 3)
     end = min(len(text), start + EXCERPT)
     excerpt = text[start:end]
     marked = []
     position = 0
-    for match in _matches(excerpt, words):
-        marked.append(html.escape(excerpt[position : match.start()]))
-        marked.append(f"<mark>{html.escape(match.group())}</mark>")
-        position = match.end()
+    for begin, finish in _spans(excerpt, starts):
+        marked.append(html.escape(excerpt[position:begin]))
+        marked.append(f"<mark>{html.escape(excerpt[begin:finish])}</mark>")
+        position = finish
     marked.append(html.escape(excerpt[position:]))
     prefix = "…" if start else ""
     suffix = "…" if end < len(text) else ""
@@ -152,17 +154,14 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
-def _matches(text: str, words: list[str]):
-    """Each word of ``text`` that starts with one of ``words``: its matching start (the
-    longest)."""
-    starts = _word_starts(tuple(words))
+def _spans(text: str, starts: re.Pattern | None) -> list[tuple[int, int]]:
+    """Where ``starts`` (``_word_starts``) finds its words in ``text``, folded."""
     if starts is None:
-        return
+        return []
     folded = _fold(text)
     if len(folded) != len(text):  # folding changed the length: no safe positions
         folded = text.lower()
-    for match in starts.finditer(folded):
-        yield _Span(text, match.start(), match.end())
+    return [match.span() for match in starts.finditer(folded)]
 
 
 @functools.lru_cache(maxsize=128)
@@ -174,21 +173,3 @@ def _word_starts(words: tuple[str, ...]) -> re.Pattern | None:
     if not usable:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, usable)) + ")")
-
-
-def _first_match(text: str, words: list[str]) -> int | None:
-    return next((m.start() for m in _matches(text, words)), None)
-
-
-class _Span:
-    def __init__(self, text: str, start: int, end: int):
-        self._text, self._start, self._end = text, start, end
-
-    def start(self) -> int:
-        return self._start
-
-    def end(self) -> int:
-        return self._end
-
-    def group(self) -> str:
-        return self._text[self._start : self._end]

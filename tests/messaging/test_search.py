@@ -4,6 +4,7 @@ highlighted excerpts, newest first, within the organization only."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 
 import pytest
 from django.db import connection, transaction
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messaging import ingest, search
-from messaging.models import Contact
+from messaging.models import Contact, Message
 from sessions_app import services
 from sessions_app.providers import events as ev
 
@@ -181,7 +182,7 @@ def test_a_page_past_its_time_budget_is_asked_again_without_the_walk(cast, api, 
 
 
 def word_by_word(text: str, words: list[str]) -> list[tuple[int, int]]:
-    """Where ``search._matches`` marks ``words`` in ``text``, found the plain way: each word of
+    """Where ``search.highlight`` marks ``words`` in ``text``, found the plain way: each word of
     the folded text compared with each query word, the longest that starts it kept."""
     folded = search._fold(text)
     if len(folded) != len(text):
@@ -194,9 +195,26 @@ def word_by_word(text: str, words: list[str]) -> list[tuple[int, int]]:
     return found
 
 
+def highlight_word_by_word(body: str, caption: str, words: list[str]) -> str:
+    """``search.highlight`` as it was written first, on ``word_by_word``."""
+    text = next((t for t in (body, caption) if t and word_by_word(t, words)), body or caption)
+    first = next((begin for begin, _end in word_by_word(text, words)), None)
+    start = 0 if first is None else max(0, first - search.EXCERPT // 3)
+    end = min(len(text), start + search.EXCERPT)
+    excerpt, marked, position = text[start:end], [], 0
+    for begin, finish in word_by_word(excerpt, words):
+        marked.append(html.escape(excerpt[position:begin]))
+        marked.append(f"<mark>{html.escape(excerpt[begin:finish])}</mark>")
+        position = finish
+    marked.append(html.escape(excerpt[position:]))
+    return ("…" if start else "") + "".join(marked) + ("…" if end < len(text) else "")
+
+
 # Letters whose folding (NFKC, lower case) changes, or changes the length: ligatures, a
-# dotted capital I, a sharp s, a title-case digraph, a Roman numeral, a combining accent.
-SAMPLE = st.text(alphabet=st.sampled_from([*"abcdeé Éİiıßẞﬁ-_1·\u0301ǅﬀⅫ\n"]), max_size=40)
+# dotted capital I, a sharp s, a title-case digraph, a Roman numeral, a combining accent; and
+# what HTML escapes.
+LETTERS = st.sampled_from([*"abcdeé Éİiıßẞﬁ-_1·\u0301ǅﬀⅫ\n<&"])
+SAMPLE = st.text(alphabet=LETTERS, max_size=40)
 
 
 @settings(max_examples=400, deadline=None)
@@ -204,6 +222,20 @@ SAMPLE = st.text(alphabet=st.sampled_from([*"abcdeé Éİiıßẞﬁ-_1·\u0301�
 def test_it_marks_the_words_a_word_by_word_comparison_would(text, query):
     words = search.words_of(query)
 
-    marked = [(m.start(), m.end()) for m in search._matches(text, words)]
+    marked = search._spans(text, search._word_starts(tuple(words)))
 
     assert marked == word_by_word(text, words)
+
+
+# Text whose first match may be anywhere: after up to 100 words no query here has.
+LONG = st.builds(lambda n, text: "zz " * n + text, st.integers(0, 100), SAMPLE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=LONG, caption=LONG, query=SAMPLE)
+def test_it_highlights_as_the_word_by_word_comparison_would(body, caption, query):
+    words = search.words_of(query)
+
+    excerpt = search.highlight(Message(body=body, caption=caption), words)
+
+    assert excerpt == highlight_word_by_word(body, caption, words)
