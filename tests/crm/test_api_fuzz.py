@@ -46,6 +46,7 @@ USES_UP = {
     "POST /api/v1/contacts/{id}/merge/",
     "POST /api/v1/bulk-jobs/{id}/undo/",
     "POST /api/v1/imports/{id}/start/",
+    "POST /api/v1/imports/{id}/mapping/",  # a draft each time: a real id, so the body decides
     "POST /api/v1/messages/{uuid}/retry/",
     "POST /api/v1/members/{id}/deactivate/",
     "PATCH /api/v1/members/{id}/",
