@@ -14,6 +14,7 @@ from messaging import api as messaging_api
 from messaging import api_bulk as messaging_api_bulk
 from messaging import api_chats as messaging_api_chats
 from messaging import api_imports as messaging_api_imports
+from messaging import api_stats as messaging_api_stats
 from sessions_app import api as sessions_api
 
 router = SimpleRouter(trailing_slash=True)
@@ -44,7 +45,7 @@ urlpatterns = [
     *messaging_api_imports.urlpatterns,  # before the router: contacts/export/ is not an id
     path(  # messaging's view of a session (sessions_app knows nothing of messages)
         "sessions/<str:uuid>/stats/",
-        messaging_api_chats.SessionStatsView.as_view(),
+        messaging_api_stats.SessionStatsView.as_view(),
         name="api-session-stats",
     ),
     path("", include(router.urls)),

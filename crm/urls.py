@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 from crm import health, views
-from messaging import api_chats as messaging_api_chats
+from messaging import api_media as messaging_api_media
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -44,7 +44,7 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include("messaging.urls")),
     path("o/<slug:org_slug>/", include("sessions_app.urls")),
     path("webhooks/", include("sessions_app.webhook_urls")),
-    path("media/<str:token>/", messaging_api_chats.media_link_view, name="media-link"),
+    path("media/<str:token>/", messaging_api_media.media_link_view, name="media-link"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("crm.api_urls")),
 ]

@@ -4,37 +4,51 @@ tenant check, and per-session stats. Ids in URLs are the public uuids."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import (
     BooleanField,
     Count,
     F,
-    Manager,
-    OuterRef,
     Prefetch,
-    Q,
-    Subquery,
     Sum,
 )
 from django.db.models.expressions import RawSQL
-from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
+from rest_framework import exceptions, mixins, parsers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.models import Role
 from accounts.tenancy import TenantAPIMixin, scoped
-from crm.api import StrictSerializer
 from crm.uploads import accepts_uploads
 from messaging import presence, search
-from messaging.api_rows import Row, choice, current_zone, rows, shown, text, values_of, when
+from messaging.api_media import media_response
+from messaging.api_rows import Row, rows, values_of
+from messaging.chat_serializers import (
+    NEWEST,
+    REACTIONS,
+    CannedReplySerializer,
+    CannedReplyWriteSerializer,
+    ChatNoteSerializer,
+    ChatSerializer,
+    ChatUpdateSerializer,
+    MessageSerializer,
+    PresenceSerializer,
+    ReactSerializer,
+    RenderedSerializer,
+    SearchQuerySerializer,
+    SearchResultSerializer,
+    SendSerializer,
+    TextSerializer,
+    UnreadSerializer,
+    UploadSendSerializer,
+    last_messages,
+    message_rows,
+    newest_message,
+)
 from messaging.models import (
     CannedReply,
     Chat,
@@ -42,7 +56,6 @@ from messaging.models import (
     ChatNote,
     ChatStatus,
     Contact,
-    Direction,
     MediaState,
     Message,
     Reaction,
@@ -51,434 +64,7 @@ from messaging.services import chats as chat_services
 from messaging.services import inbox, outbox
 from sessions_app.models import WhatsAppSession
 
-# --- Serializers ---------------------------------------------------------------------------------
-
-
-# The hot read serializers write their rows by hand, from model instances or from a list's
-# ``Row``s (messaging/api_rows.py says why; tests/messaging/test_api_rows.py checks each row
-# against DRF's own): a field added to ``Meta.fields`` must be added to the row too.
-
-
-# For a serializer that writes its rows by hand: the time zone its times are written in,
-# looked up once (a list's rows share their serializer). No docstring: the schema would take
-# it for the serializers' description.
-class _Rows:
-    def _zone(self):
-        try:
-            return self._time_zone
-        except AttributeError:
-            self._time_zone = current_zone()
-            return self._time_zone
-
-
-class ChatSerializer(_Rows, serializers.ModelSerializer):
-    id = serializers.UUIDField(source="uuid", read_only=True)
-    session = serializers.UUIDField(source="session.uuid", read_only=True)
-    session_colour = serializers.CharField(source="session.colour", read_only=True)
-    contact = serializers.SerializerMethodField()
-    title = serializers.SerializerMethodField()
-    initials = serializers.SerializerMethodField()
-    last_message = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Chat
-        fields = [
-            "id",
-            "session",
-            "session_colour",
-            "kind",
-            "contact",
-            "title",
-            "initials",
-            "jid",
-            "name",
-            "status",
-            "snoozed_until",
-            "assignee",
-            "needs_human",
-            "unread_count",
-            "last_message",
-            "last_message_at",
-            "last_incoming_at",
-            "archived",
-            "created_at",
-        ]
-        read_only_fields = fields
-
-    def to_representation(self, chat) -> dict:
-        title, zone = self.get_title(chat), self._zone()
-        return {
-            "id": text(chat.uuid),
-            "session": text(shown(chat, "session", "uuid")),
-            "session_colour": text(shown(chat, "session", "colour")),
-            "kind": choice(chat.kind),
-            "contact": self.get_contact(chat),
-            "title": title,
-            "initials": self.get_initials(chat, title),
-            "jid": text(chat.jid),
-            "name": text(chat.name),
-            "status": choice(chat.status),
-            "snoozed_until": when(chat.snoozed_until, zone),
-            "assignee": chat.assignee_id,
-            "needs_human": bool(chat.needs_human),
-            "unread_count": int(chat.unread_count),
-            "last_message": self.get_last_message(chat),
-            "last_message_at": when(chat.last_message_at, zone),
-            "last_incoming_at": when(chat.last_incoming_at, zone),
-            "archived": bool(chat.archived),
-            "created_at": when(chat.created_at, zone),
-        }
-
-    def get_contact(self, chat) -> dict | None:
-        if chat.contact_id is None:
-            return None
-        phone = shown(chat, "contact", "phone")
-        return {
-            "id": chat.contact_id,
-            "display_name": shown(chat, "contact", "display_name"),
-            "phone": f"+{phone}" if phone else None,
-        }
-
-    def get_title(self, chat) -> str:
-        """What the inbox calls the chat: the contact's name, a group's subject, else its JID."""
-        if chat.contact_id is not None:
-            return shown(chat, "contact", "display_name") or chat.jid
-        return chat.name or chat.jid
-
-    def get_initials(self, chat, title: str | None = None) -> str:
-        """The first letters of the title's first and last words ("Mei Ling Chan": MC)."""
-        title = self.get_title(chat) if title is None else title
-        words = [w for w in title.replace("+", "").split() if w[:1].isalnum()]
-        if not words:
-            return "#"
-        return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper()
-
-    def get_last_message(self, chat) -> dict | None:
-        """The newest message, for the list's preview (loaded for a whole page at once)."""
-        message = self.context.get("last_messages", {}).get(chat.pk)
-        if message is None:
-            return None
-        return {
-            "id": str(message.uuid),
-            "direction": message.direction,
-            "type": message.type,
-            "preview": (message.body or message.caption)[:PREVIEW],
-            "status": message.status,
-            "revoked": message.revoked_at is not None,
-            "timestamp": message.timestamp,
-        }
-
-
-PREVIEW = 120  # characters of a chat's last message in the list
-
-
-# What a chat's preview shows of its last message (``ChatSerializer.get_last_message``).
-PREVIEW_VALUES = values_of(
-    Message,
-    ("chat", "uuid", "direction", "type", "body", "caption", "status", "revoked_at", "timestamp"),
-)
-
-
-NEWEST = "newest_message_id"  # a chat's newest message, read with the chat (the list's rows)
-_UNREAD = object()
-
-
-def newest_message(organization) -> Subquery:
-    """The id of a chat's newest message, as a subquery of the chat's query: one indexed look-up
-    (``message_chat_time``, read backwards)."""
-    messages = scoped(Message, organization).filter(chat=OuterRef("pk"))
-    return Subquery(messages.order_by("-timestamp", "-id").values("pk")[:1])
-
-
-def last_messages(organization, chats) -> dict[int, Row]:
-    """Each chat's newest message (by chat id), as a ``Row`` of what its preview shows
-    (``PREVIEW_VALUES``), in one query: by the ids read with the chats (``NEWEST``, the list's
-    rows), or else with one ``newest_message`` look-up per chat inside it."""
-    messages = scoped(Message, organization)
-    known = [getattr(chat, NEWEST, _UNREAD) for chat in chats]
-    if _UNREAD in known:
-        chosen = scoped(Chat, organization).filter(pk__in=[chat.pk for chat in chats])
-        ids = chosen.values(newest=newest_message(organization))
-    else:
-        ids = [pk for pk in known if pk is not None]
-    found = messages.filter(pk__in=ids).order_by().values(*PREVIEW_VALUES)
-    return {row.chat_id: row for row in rows(found)}
-
-
-class _MessageList(serializers.ListSerializer):
-    """Messages: their reactions read for the whole list at once (``load_reactions``)."""
-
-    def to_representation(self, data) -> list[dict]:
-        messages = list(data.all() if isinstance(data, Manager) else data)
-        load_reactions(messages)
-        return super().to_representation(messages)
-
-
-def load_reactions(messages) -> None:
-    """Gives each message (an instance or a ``Row``) its reactions, oldest first, as ``Row``s
-    (``REACTIONS``, which ``MessageSerializer`` reads), with one query for all. A message given
-    them already (a prefetch) is left alone."""
-    pending = [message for message in messages if not hasattr(message, REACTIONS)]
-    found: dict[int, list[Row]] = {}
-    if pending:
-        asked = [message.pk for message in pending]
-        reactions = Reaction.objects.filter(message_id__in=asked).order_by("timestamp")
-        for reaction in rows(reactions.values("message_id", "actor", "emoji", "timestamp")):
-            found.setdefault(reaction.message_id, []).append(reaction)
-    for message in pending:
-        setattr(message, REACTIONS, found.get(message.pk, []))
-
-
-class MessageSerializer(_Rows, serializers.ModelSerializer):
-    id = serializers.UUIDField(source="uuid", read_only=True)
-    chat = serializers.UUIDField(source="chat.uuid", read_only=True)
-    session = serializers.UUIDField(source="session.uuid", read_only=True)
-    sender = serializers.SerializerMethodField()
-    media = serializers.SerializerMethodField()
-    quoted = serializers.SerializerMethodField()
-    reactions = serializers.SerializerMethodField()
-    error = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Message
-        list_serializer_class = _MessageList
-        fields = [
-            "id",
-            "chat",
-            "session",
-            "provider_message_id",
-            "direction",
-            "type",
-            "body",
-            "caption",
-            "data",
-            "sender",
-            "sender_jid",
-            "push_name",
-            "media",
-            "quoted",
-            "quoted_provider_id",
-            "edits",
-            "revoked_at",
-            "status",
-            "sent_at",
-            "delivered_at",
-            "read_at",
-            "played_at",
-            "failed_at",
-            "error",
-            "timestamp",
-            "history",
-            "reactions",
-        ]
-        read_only_fields = fields
-
-    def to_representation(self, message) -> dict:
-        zone = self._zone()
-        return {
-            "id": text(message.uuid),
-            "chat": text(shown(message, "chat", "uuid")),
-            "session": text(shown(message, "session", "uuid")),
-            "provider_message_id": text(message.provider_message_id),
-            "direction": choice(message.direction),
-            "type": text(message.type),
-            "body": text(message.body),
-            "caption": text(message.caption),
-            "data": message.data,
-            "sender": self.get_sender(message),
-            "sender_jid": text(message.sender_jid),
-            "push_name": text(message.push_name),
-            "media": self.get_media(message),
-            "quoted": self.get_quoted(message),
-            "quoted_provider_id": text(message.quoted_provider_id),
-            "edits": message.edits,
-            "revoked_at": when(message.revoked_at, zone),
-            "status": choice(message.status),
-            "sent_at": when(message.sent_at, zone),
-            "delivered_at": when(message.delivered_at, zone),
-            "read_at": when(message.read_at, zone),
-            "played_at": when(message.played_at, zone),
-            "failed_at": when(message.failed_at, zone),
-            "error": self.get_error(message),
-            "timestamp": when(message.timestamp, zone),
-            "history": bool(message.history),
-            "reactions": self.get_reactions(message),
-        }
-
-    def get_sender(self, message) -> dict | None:
-        if message.sender_id is None:
-            return None
-        return {"id": message.sender_id, "display_name": shown(message, "sender", "display_name")}
-
-    def get_media(self, message) -> dict | None:
-        if not message.media_state:
-            return None
-        return {
-            "state": message.media_state,
-            "mime_type": message.media_mime or message.media.get("mime_type", ""),
-            "size": message.media_size,
-            "filename": message.media.get("filename", ""),
-            "url": f"/api/v1/messages/{message.uuid}/media/"
-            if message.media_state == MediaState.STORED
-            else None,
-            "error": message.media.get("error", ""),
-        }
-
-    def get_quoted(self, message) -> str | None:
-        quoted = shown(message, "quoted", "uuid") if message.quoted_id else None
-        return str(quoted) if quoted else None
-
-    def get_reactions(self, message) -> list[dict]:
-        # A list's were read for all its messages (``load_reactions``); ``reactions.all()`` of
-        # a prefetch would build a queryset per message to read that same list.
-        reactions = getattr(message, REACTIONS, None)
-        if reactions is None:
-            reactions = message.reactions.all()
-        return [
-            {"actor": r.actor, "emoji": r.emoji, "timestamp": r.timestamp}
-            for r in reactions
-            if r.emoji
-        ]
-
-    def get_error(self, message) -> dict | None:
-        if not message.error_code:
-            return None
-        return {"code": message.error_code, "message": message.error_text}
-
-
-class SearchResultSerializer(MessageSerializer):
-    highlight = serializers.SerializerMethodField()
-
-    class Meta(MessageSerializer.Meta):
-        fields = [*MessageSerializer.Meta.fields, "highlight"]
-        read_only_fields = fields
-
-    def to_representation(self, message) -> dict:
-        return {**super().to_representation(message), "highlight": self.get_highlight(message)}
-
-    def get_highlight(self, message) -> str:
-        """An HTML-escaped excerpt with the matched words in ``<mark>``."""
-        return search.highlight(message, self.context["words"])
-
-
-class SearchQuerySerializer(serializers.Serializer):
-    q = serializers.CharField(max_length=200)
-    chat = serializers.UUIDField(required=False)
-    session = serializers.UUIDField(required=False)
-    sender = serializers.IntegerField(required=False, min_value=1, help_text="A contact's id")
-    type = serializers.CharField(required=False, max_length=12)
-    after = serializers.DateTimeField(required=False)
-    before = serializers.DateTimeField(required=False)
-    has_media = serializers.BooleanField(required=False, allow_null=True, default=None)
-
-
-class ChatNoteSerializer(serializers.ModelSerializer):
-    author = serializers.EmailField(
-        source="author.email", read_only=True, default=None, allow_null=True
-    )
-    author_name = serializers.CharField(
-        source="author.display_name", read_only=True, default=None, allow_null=True
-    )
-    chat = serializers.UUIDField(source="chat.uuid", read_only=True)
-
-    class Meta:
-        model = ChatNote
-        fields = ["id", "chat", "text", "author", "author_name", "created_at"]
-        read_only_fields = fields
-
-
-class TextSerializer(StrictSerializer):
-    text = serializers.CharField(max_length=10_000, trim_whitespace=False)
-
-
-class CannedReplySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = CannedReply
-        fields = ["id", "shortcut", "text", "created_at", "updated_at"]
-        read_only_fields = fields
-
-
-class CannedReplyWriteSerializer(StrictSerializer):
-    shortcut = serializers.CharField(max_length=41)
-    text = serializers.CharField(max_length=inbox.MAX_TEXT + 100, trim_whitespace=False)
-
-
-class RenderedSerializer(serializers.Serializer):
-    text = serializers.CharField()
-
-
-class PresenceSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="A member's id")
-    name = serializers.CharField()
-    until = serializers.DateTimeField()
-
-
-class UnreadSerializer(serializers.Serializer):
-    chats = serializers.IntegerField()
-    messages = serializers.IntegerField()
-
-
-class SendSerializer(StrictSerializer):
-    chat = serializers.UUIDField(required=False)
-    session = serializers.UUIDField(required=False)
-    contact = serializers.IntegerField(required=False)
-    phone = serializers.CharField(required=False, max_length=40)
-    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    media_url = serializers.URLField(required=False, max_length=2000)
-    media_type = serializers.ChoiceField(choices=outbox.MEDIA_TYPES, required=False)
-    reply_to = serializers.UUIDField(required=False)
-
-
-class UploadSendSerializer(SendSerializer):
-    file = serializers.FileField()
-
-
-class ReactSerializer(StrictSerializer):
-    emoji = serializers.CharField(allow_blank=True, max_length=40)
-
-
-class ChatUpdateSerializer(StrictSerializer):
-    archived = serializers.BooleanField(required=False)
-    status = serializers.ChoiceField(choices=ChatStatus.choices, required=False)
-    snoozed_until = serializers.DateTimeField(required=False, allow_null=True)
-    assignee = serializers.IntegerField(required=False, allow_null=True)
-
-
-# --- Querysets -----------------------------------------------------------------------------------
-
-
-# The columns ``MessageSerializer`` reads, and of the rows a message names the values it
-# shows (``shown``).
-MESSAGE_FIELDS = (
-    *("uuid", "chat", "session", "provider_message_id", "direction", "type", "body", "caption"),
-    *("data", "sender", "sender_jid", "push_name", "media", "media_state", "media_mime"),
-    *("media_size", "quoted", "quoted_provider_id", "edits", "revoked_at", "status", "sent_at"),
-    *("delivered_at", "read_at", "played_at", "failed_at", "error_code", "error_text"),
-    *("timestamp", "history"),
-)
-MESSAGE_VALUES = values_of(Message, MESSAGE_FIELDS)
-MESSAGE_SHOWN = {
-    "chat_uuid": F("chat__uuid"),
-    "session_uuid": F("session__uuid"),
-    "sender_display_name": F("sender__display_name"),
-    "quoted_uuid": F("quoted__uuid"),
-}
-REACTIONS = "reaction_list"  # a message's reactions, oldest first (load_reactions, a prefetch)
-
-
-def messages_queryset(queryset):
-    """``queryset``'s messages to show (``MessageSerializer``), as instances: the fields it
-    shows, with what it shows of their chat, session, sender and quoted message
-    (``MESSAGE_SHOWN``), in one query; ``MessageSerializer(..., many=True)`` reads their
-    reactions in one more (``load_reactions``). Another field is read from the database when
-    touched, so a message to act on comes from ``_messages_to_act_on``."""
-    return queryset.only(*MESSAGE_FIELDS).annotate(**MESSAGE_SHOWN)
-
-
-def message_rows(queryset):
-    """``messages_queryset`` as ``values()`` (a page turns them into ``Row``s): the API's
-    lists, which need no instance."""
-    return queryset.values(*MESSAGE_VALUES, **MESSAGE_SHOWN)
+# --- Look-ups ------------------------------------------------------------------------------------
 
 
 def _messages_to_act_on(queryset):
@@ -491,7 +77,7 @@ def _messages_to_act_on(queryset):
     )
 
 
-def _by_uuid(queryset, value):
+def by_uuid(queryset, value):
     try:
         key = uuid.UUID(str(value))
     except ValueError:
@@ -561,7 +147,7 @@ class ChatViewSet(TenantAPIMixin, viewsets.ReadOnlyModelViewSet):
     ordering = ("-last_message_at", "-id")
 
     def get_object_in_tenant(self, value):
-        return _by_uuid(self.get_queryset(), value)
+        return by_uuid(self.get_queryset(), value)
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -848,7 +434,7 @@ class MessageViewSet(TenantAPIMixin, mixins.RetrieveModelMixin, viewsets.Generic
         return _messages_to_act_on(super().get_queryset())
 
     def get_object_in_tenant(self, value):
-        return _by_uuid(self.get_queryset(), value)
+        return by_uuid(self.get_queryset(), value)
 
     @extend_schema(
         request=SendSerializer,
@@ -1001,139 +587,3 @@ def _find_contact(organization, value) -> Contact | None:
     if found is None:
         raise exceptions.ValidationError({"contact": ["Not found."]})
     return found
-
-
-# --- Media ---------------------------------------------------------------------------------------
-
-RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
-SIGNED_URL_SECONDS = 300
-
-
-def media_response(request, message: Message) -> HttpResponse:
-    storage = default_storage
-    filename = f"{message.provider_message_id or message.uuid}".replace('"', "")
-    if hasattr(storage, "bucket_name"):  # S3: the bytes never pass through us
-        url = storage.url(
-            message.media_key,
-            parameters={"ResponseContentType": message.media_mime or "application/octet-stream"},
-            expire=SIGNED_URL_SECONDS,
-        )
-        response = HttpResponseRedirect(url)
-        response["Cache-Control"] = "private, no-store"
-        return response
-    size = message.media_size if message.media_size is not None else storage.size(message.media_key)
-    handle = storage.open(message.media_key, "rb")
-    match = RANGE.match(request.headers.get("Range", "").strip())
-    if match and (match.group(1) or match.group(2)):
-        first, last = match.groups()
-        if first:
-            start, end = int(first), min(int(last) if last else size - 1, size - 1)
-        else:
-            start, end = max(size - int(last), 0), size - 1
-        if start > end or start >= size:
-            handle.close()
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
-        handle.seek(start)
-        response = StreamingHttpResponse(
-            _chunks(handle, end - start + 1), status=206, content_type=message.media_mime
-        )
-        response["Content-Range"] = f"bytes {start}-{end}/{size}"
-        response["Content-Length"] = str(end - start + 1)
-    else:
-        response = FileResponse(handle, content_type=message.media_mime or None)
-        response["Content-Length"] = str(size)
-    response["Accept-Ranges"] = "bytes"
-    response["Cache-Control"] = "private, no-store"
-    response["Content-Disposition"] = f'inline; filename="{filename}"'
-    return response
-
-
-def _chunks(handle, length: int, size: int = 64 * 1024):
-    try:
-        while length > 0:
-            chunk = handle.read(min(size, length))
-            if not chunk:
-                break
-            length -= len(chunk)
-            yield chunk
-    finally:
-        handle.close()
-
-
-# --- Stats ---------------------------------------------------------------------------------------
-
-
-class SessionStatsSerializer(serializers.Serializer):
-    session = serializers.UUIDField()
-    contacts = serializers.IntegerField()
-    chats = serializers.IntegerField()
-    groups = serializers.IntegerField(help_text="Group and broadcast chats")
-    messages = serializers.IntegerField()
-    incoming = serializers.IntegerField()
-    outgoing = serializers.IntegerField()
-    attachments = serializers.IntegerField()
-    attachments_by_type = serializers.DictField(child=serializers.IntegerField())
-    media_failed = serializers.IntegerField()
-
-
-class SessionStatsView(TenantAPIMixin, APIView):
-    """What a session holds: contacts, chats, messages, attachments by type (the seeds' db-check)."""
-
-    model = WhatsAppSession  # for the cross-tenant sweep: the object named in the URL
-    lookup_field = lookup_url_kwarg = "uuid"
-
-    def get_queryset(self):
-        return scoped(WhatsAppSession, self.request.organization)
-
-    def get_object_in_tenant(self, value):
-        return _by_uuid(self.get_queryset(), value)
-
-    @extend_schema(responses=SessionStatsSerializer)
-    def get(self, request, uuid=None):
-        session = self._tenant_object
-        messages = scoped(Message, request.organization).filter(session=session)
-        totals = messages.aggregate(
-            messages=Count("id"),
-            incoming=Count("id", filter=Q(direction=Direction.IN)),
-            outgoing=Count("id", filter=Q(direction=Direction.OUT)),
-        )
-        attachments = dict(
-            messages.exclude(media_state="")
-            .values_list("type")
-            .annotate(n=Count("id"))
-            .values_list("type", "n")
-        )
-        chats = scoped(Chat, request.organization).filter(session=session)
-        contacts = (
-            scoped(Contact, request.organization)
-            .filter(Q(chats__session=session) | Q(pk__in=messages.values("sender_id")))
-            .distinct()
-            .count()
-        )
-        return Response(
-            {
-                "session": str(session.uuid),
-                "contacts": contacts,
-                "chats": chats.count(),
-                "groups": chats.exclude(kind="direct").count(),
-                **totals,
-                "attachments": sum(attachments.values()),
-                "attachments_by_type": attachments,
-                "media_failed": messages.filter(media_state=MediaState.FAILED).count(),
-            }
-        )
-
-
-def media_link_view(request, token: str) -> HttpResponse:
-    """``/media/<signed token>/``: a provider fetching media we send (no login: the token is the
-    authority, and it expires)."""
-    from django.http import Http404
-
-    from messaging.media import message_for_link
-
-    message = message_for_link(token)
-    if message is None or not message.media_key:
-        raise Http404
-    return media_response(request, message)

@@ -44,7 +44,7 @@ def _push(organization_id: int, event: str, data) -> None:
 
 
 def chat_rows(organization: Organization, chat_ids) -> list[dict]:
-    from messaging.api_chats import ChatSerializer, last_messages
+    from messaging.chat_serializers import ChatSerializer, last_messages
 
     chats = list(
         scoped(Chat, organization)
@@ -67,7 +67,7 @@ def _update(
 ) -> None:
     """One ``inbox.update`` frame: ``full`` messages serialized (ids only past ``FULL``) with
     their chats' rows, ``statuses`` as small rows. Six queries at most."""
-    from messaging.api_chats import MessageSerializer, messages_queryset
+    from messaging.chat_serializers import MessageSerializer, messages_queryset
 
     organization = Organization(pk=organization_id)
     data: dict = {"messages": [], "received": [], "statuses": [], "chats": []}
@@ -137,7 +137,7 @@ def _chats_changed(*, organization_id: int, chat_ids: list[int], **_payload) -> 
 
 
 def _note_added(*, organization_id: int, note_id: int, **_payload) -> None:
-    from messaging.api_chats import ChatNoteSerializer
+    from messaging.chat_serializers import ChatNoteSerializer
 
     note = (
         scoped(ChatNote, Organization(pk=organization_id))

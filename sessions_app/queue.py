@@ -3,7 +3,8 @@
 ``receive`` (called by the webhook views) verifies in constant time, then does one INSERT and
 answers: a forged or tampered request stores nothing but a counter (401); a repeated delivery is
 the same row (its body hash is unique per session) and changes nothing; a body that is not JSON is
-kept for inspection (400). After the insert a debounced kick asks a worker to drain.
+kept for inspection (400). After the insert a kick asks a worker to drain
+(``sessions_app.kicker``: single-flight).
 
 ``drain`` claims pending rows with ``SELECT … FOR UPDATE SKIP LOCKED`` (two drainers never take
 the same row; a drainer killed mid-batch rolls back and the rows stay pending for the beat sweep),
@@ -18,7 +19,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from crm import events as bus
 from crm.text import TooDeep, json_parsed
+from sessions_app.kicker import kick
 from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
 from sessions_app.providers import events as ev
 from sessions_app.providers.base import Forged, InboundRequest
@@ -252,99 +253,6 @@ def enqueue(*, session: WhatsAppSession, payload: dict, delay: float = 0.0) -> N
     )
     if delay:  # due later than the kick's drain: one more drain when it is due
         transaction.on_commit(lambda: kick.at(delay))
-
-
-QUEUED = "parley:drain:queued"  # set while a drain task waits in the broker, not yet started
-
-
-class _Kicker:
-    """Ask a worker to drain, single-flight: a drain is queued only if none is queued yet (a
-    ``SET NX`` on ``QUEUED``; the task clears it as it starts, so a row stored while a drain runs
-    gets one more). However many webhooks arrive, the broker holds one waiting drain, not
-    thousands, and a burst queued behind other work does not pile up.
-
-    The ``SET NX`` costs a Redis round trip, so a process asks at most once per ``interval``
-    (a round trip per webhook was a fifth of the receiver's time); a row stored within the
-    interval is covered by one more ask when it ends (a timer thread), so it waits at most
-    ``interval`` for a drain, never for the beat's sweep. A tenth of a second: with a whole
-    second, a message took up to a second to reach an open inbox (``bench/inbox_latency.py``)."""
-
-    interval = 0.1  # seconds
-    flag_ttl = 60  # seconds: a queued drain lost with its broker message stops blocking kicks
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.last = -1e9  # monotonic time of the last ask
-        self.timer: threading.Timer | None = None
-
-    def __call__(self) -> None:
-        now = time.monotonic()
-        with self.lock:
-            if now - self.last >= self.interval:
-                self.last = now
-            else:
-                if self.timer is None:
-                    self.timer = threading.Timer(self.last + self.interval - now, self._later)
-                    self.timer.daemon = True
-                    self.timer.start()
-                return
-        self._ask()
-
-    def _later(self) -> None:
-        with self.lock:
-            self.timer = None
-            self.last = time.monotonic()
-        self._ask()
-
-    def at(self, seconds: float) -> None:
-        """A drain ``seconds`` from now (for a row stored to become due then), one per quarter
-        second however many ask; the sweep covers waits longer than a countdown may be
-        (``settings.PARLEY_MAX_COUNTDOWN``)."""
-        from django.conf import settings
-        from django.core.cache import cache
-
-        if seconds > settings.PARLEY_MAX_COUNTDOWN:
-            return
-        slot = int((time.time() + seconds) * 4)
-        try:
-            if not cache.add(f"{QUEUED}:at:{slot}", 1, timeout=int(seconds) + 5):
-                return
-        except Exception:
-            logger.warning("drain flag unavailable; asking anyway", exc_info=True)
-        self._send(seconds + 0.05)
-
-    def _ask(self) -> None:
-        from django.core.cache import cache
-
-        try:
-            if not cache.add(QUEUED, 1, timeout=self.flag_ttl):
-                return  # a drain is queued and will see the row
-        except Exception:  # the cache is down: ask anyway
-            logger.warning("drain flag unavailable; asking anyway", exc_info=True)
-        self._send(None)
-
-    def _send(self, countdown: float | None) -> None:
-        from sessions_app.tasks import drain_webhooks
-
-        try:
-            if countdown is None:
-                drain_webhooks.delay()
-            else:
-                drain_webhooks.apply_async(countdown=countdown)
-        except Exception:  # the broker is down: the beat sweep drains instead
-            logger.warning("could not ask for a drain; the sweep will", exc_info=True)
-
-    def started(self) -> None:
-        """A drain task starts: rows stored from now on need another."""
-        from django.core.cache import cache
-
-        try:
-            cache.delete(QUEUED)
-        except Exception:
-            logger.warning("drain flag unavailable", exc_info=True)
-
-
-kick = _Kicker()
 
 
 CLAIM = 500  # rows one drain transaction claims at most

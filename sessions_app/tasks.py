@@ -19,7 +19,8 @@ def drain_webhooks() -> int:
     sweep). Safe to redeliver: rows are claimed in the database (``SKIP LOCKED`` and a drain
     lock per session), so a second copy takes other rows or none. Works at most
     ``DRAIN_BUDGET`` seconds, then queues a successor, well inside the time limit."""
-    from sessions_app.queue import BATCH, drain, kick, next_due_in
+    from sessions_app.kicker import kick
+    from sessions_app.queue import BATCH, drain, next_due_in
 
     kick.started()
     deadline = time.monotonic() + DRAIN_BUDGET

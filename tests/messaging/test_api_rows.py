@@ -15,9 +15,9 @@ from rest_framework import serializers
 
 from accounts.tenancy import scoped
 from messaging import ingest, search
-from messaging.api_chats import (
-    CHAT_SHOWN,
-    CHAT_VALUES,
+from messaging.api_chats import CHAT_SHOWN, CHAT_VALUES
+from messaging.api_rows import rows
+from messaging.chat_serializers import (
     NEWEST,
     ChatSerializer,
     MessageSerializer,
@@ -27,7 +27,6 @@ from messaging.api_chats import (
     messages_queryset,
     newest_message,
 )
-from messaging.api_rows import rows
 from messaging.models import Chat, MediaState, Message, MessageStatus, Reaction
 from sessions_app import services
 from sessions_app.providers import events as ev

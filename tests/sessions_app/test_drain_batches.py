@@ -17,9 +17,8 @@ from django.utils import timezone
 from crm import events as bus
 from messaging import ingest
 from messaging.models import Message, Reaction, WaitingEvent
-from sessions_app import queue, services
+from sessions_app import kicker, queue, services
 from sessions_app.models import WebhookEvent, WebhookState, WhatsAppSession
-from sessions_app.tasks import drain_webhooks
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the drainer's own commits and announcements
 T0 = 1_790_000_000  # a Unix time: the simulator's payloads carry their own
@@ -221,19 +220,19 @@ def test_a_burst_of_kicks_queues_one_drain(cast):
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     name = settings.CELERY_TASK_DEFAULT_QUEUE
     broker.delete(name)
-    queue.kick.started()  # no drain queued
+    kicker.kick.started()  # no drain queued
     try:
         for _ in range(50):
-            queue.kick.last = -1e9  # each as if from a process of its own
-            queue.kick()
+            kicker.kick.last = -1e9  # each as if from a process of its own
+            kicker.kick()
         assert broker.llen(name) == 1
-        queue.kick.started()  # the drain starts: a row stored now needs another
-        queue.kick.last = -1e9
-        queue.kick()
+        kicker.kick.started()  # the drain starts: a row stored now needs another
+        kicker.kick.last = -1e9
+        kicker.kick()
         assert broker.llen(name) == 2
     finally:
         broker.delete(name)
-        queue.kick.started()
+        kicker.kick.started()
 
 
 def test_every_task_finishes_before_the_broker_would_hand_it_out_again():
@@ -251,4 +250,3 @@ def test_every_task_finishes_before_the_broker_would_hand_it_out_again():
         doc = task.__doc__ or ""
         assert "redeliver" in doc, f"{name} does not say why a redelivery is safe"
         assert limit < visibility or "claimed in the database" in " ".join(doc.split()), name
-    assert drain_webhooks.name in ours
