@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from crm import copying
-from messaging import ingest, parties
+from messaging import ingest, message_store, parties
 from messaging.models import (
     Chat,
     Contact,
@@ -160,7 +160,9 @@ def test_a_history_costs_a_constant_number_of_statements_per_thousand(cast, size
 
 # --- COPY and VALUES store the same rows ---------------------------------------------------------
 
-FIELDS = [Message._meta.get_field(name) for name in (*ingest.COLUMNS, *ingest.DEFAULTS)]
+FIELDS = [
+    Message._meta.get_field(name) for name in (*message_store.COLUMNS, *message_store.DEFAULTS)
+]
 needs_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="COPY is PostgreSQL's; SQLite always uses VALUES"
 )
@@ -226,7 +228,9 @@ def raw_rows(session, chat, contact_id, size=250) -> list[dict]:
                 error_code="E\\1",
                 media_key=f"1/2/{n}.jpg",
             )
-        rows.append({**ingest.DEFAULTS, **row})  # every column, as ``ingest._row`` gives them
+        rows.append(
+            {**message_store.DEFAULTS, **row}
+        )  # every column, as ``ingest._row`` gives them
     rows.append({**rows[5], "uuid": uuid.uuid4(), "body": "a repeat: never stored"})
     return rows
 
@@ -251,7 +255,7 @@ def stage_for(cast, name):
     rows = raw_rows(session, chat[("direct", contact_id)], contact_id)
     # One of them stored before, with another body: a conflict, skipped by both paths.
     before = {**rows[0], "uuid": uuid.uuid4(), "body": "stored before"}
-    ingest._insert_values([before], FIELDS)
+    message_store.insert_values([before], FIELDS)
     return session, rows
 
 
@@ -262,13 +266,13 @@ def test_copy_stage_and_values_store_the_same_rows_and_return_the_same(cast):
     sessions, results = {}, {}
 
     def copied(rows, fields):
-        made = ingest._insert_copied(rows, dict, ingest._row_keys, fields)
+        made = message_store.insert_copied(rows, dict, message_store.row_keys, fields)
         return {row["provider_message_id"]: row["id"] for row in made}
 
     for name, insert in (
         ("direct", copied),
-        ("staged", ingest._insert_staged),
-        ("values", ingest._insert_values),
+        ("staged", message_store.insert_staged),
+        ("values", message_store.insert_values),
     ):
         session, rows = stage_for(cast, name)
         with transaction.atomic():
@@ -296,7 +300,7 @@ def test_copy_stage_and_values_store_the_same_rows_and_return_the_same(cast):
     assert Message.objects.get(session=session, provider_message_id="P0000").body == (
         "stored before"
     )
-    # The COPY links each quote as it writes (the others leave that to ``_link_quotes``).
+    # The COPY links each quote as it writes (the others leave that to ``link_quotes``).
     quoting = Message.objects.filter(session=session).exclude(quoted_provider_id="")
     assert quoting.count() == 35
     assert all(m.quoted.provider_message_id == m.quoted_provider_id for m in quoting)
@@ -315,7 +319,7 @@ def test_a_batch_racing_another_writer_for_the_same_message_stores_each_once(cas
     def other_writer() -> None:
         try:
             with transaction.atomic():
-                ingest._insert_values(
+                message_store.insert_values(
                     [{**rows[100], "uuid": uuid.uuid4(), "body": "theirs"}], FIELDS
                 )
                 holding.set()
@@ -337,7 +341,7 @@ def test_a_batch_racing_another_writer_for_the_same_message_stores_each_once(cas
     copying.take_ids = take_ids_then_let_them_commit
     try:
         with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-            made = ingest._insert_made(rows, dict, ingest._row_keys)
+            made = message_store.insert_made(rows, dict, message_store.row_keys)
             new = {row["provider_message_id"]: row["id"] for row in made}
     finally:
         copying.take_ids = original
@@ -346,7 +350,7 @@ def test_a_batch_racing_another_writer_for_the_same_message_stores_each_once(cas
 
     assert not failures, failures
     assert any("ROLLBACK TO SAVEPOINT" in q["sql"] for q in queries)
-    assert any(ingest._STAGE in q["sql"] and "INSERT" in q["sql"] for q in queries)
+    assert any(message_store.STAGE in q["sql"] and "INSERT" in q["sql"] for q in queries)
     assert sorted(new) == [f"P{n:04d}" for n in range(1, 250) if n != 100]
     assert Message.objects.filter(session=session).count() == 250
     assert Message.objects.get(session=session, provider_message_id="P0100").body == "theirs"
